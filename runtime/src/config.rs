@@ -1,0 +1,102 @@
+//! Runtime configuration: threads, commits and failure handling.
+
+use orderflow_state_stores::Durability;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuntimeError;
+
+/// How an application runs its topology. Every field has a default suited to one small machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// Names the consumer group, the state stores and the timers of the application.
+    pub application_id: String,
+    /// Threads that run tasks; 0 means one per CPU core.
+    pub stream_threads: usize,
+    /// A task commits at least this often (milliseconds) while it has uncommitted work.
+    pub commit_interval_ms: u64,
+    /// A task also commits after processing this many records.
+    pub commit_max_records: usize,
+    /// Whether a commit waits for fsync.
+    pub durability: Durability,
+    /// Records fetched from one input partition per poll.
+    pub poll_batch_records: usize,
+    /// First delay before a panicked task restarts; doubles per consecutive failure.
+    pub restart_backoff_initial_ms: u64,
+    /// Longest delay between task restarts.
+    pub restart_backoff_max_ms: u64,
+    /// A record that panics its processor this many times goes to the dead-letter topic.
+    pub max_panics_per_record: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            application_id: "orderflow".to_string(),
+            stream_threads: 0,
+            commit_interval_ms: 100,
+            commit_max_records: 10_000,
+            durability: Durability::Fsync,
+            poll_batch_records: 1_000,
+            restart_backoff_initial_ms: 100,
+            restart_backoff_max_ms: 10_000,
+            max_panics_per_record: 3,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    pub fn with_application_id(mut self, application_id: impl Into<String>) -> Self {
+        self.application_id = application_id.into();
+        self
+    }
+
+    /// Stream threads after resolving 0 to the number of cores.
+    pub fn resolved_stream_threads(&self) -> usize {
+        if self.stream_threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            self.stream_threads
+        }
+    }
+
+    /// Refuses values that cannot work, naming the field.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let invalid = |field, reason: &str| {
+            Err(RuntimeError::Config {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.application_id.is_empty()
+            || !self
+                .application_id
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
+        {
+            return invalid(
+                "application-id",
+                "use 1 or more of the characters [A-Za-z0-9._-]",
+            );
+        }
+        if self.commit_interval_ms == 0 {
+            return invalid("commit-interval-ms", "must be at least 1");
+        }
+        if self.commit_max_records == 0 {
+            return invalid("commit-max-records", "must be at least 1");
+        }
+        if self.poll_batch_records == 0 {
+            return invalid("poll-batch-records", "must be at least 1");
+        }
+        if self.max_panics_per_record == 0 {
+            return invalid("max-panics-per-record", "must be at least 1");
+        }
+        if self.restart_backoff_initial_ms > self.restart_backoff_max_ms {
+            return invalid(
+                "restart-backoff-initial-ms",
+                "must not exceed restart-backoff-max-ms",
+            );
+        }
+        Ok(())
+    }
+}

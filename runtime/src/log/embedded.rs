@@ -1,0 +1,553 @@
+//! The embedded log: durable topics, partitions and group positions in the same fjall database
+//! as the state, so one batch commits outputs, state and positions together.
+//!
+//! Layout: topic metadata in `orderflow.topics` (name -> JSON spec); the records of topic `t` in
+//! keyspace `topic.t`, keyed by `partition u32 BE | offset u64 BE`; group positions are
+//! [`Checkpoints`]. High watermarks are kept in memory and recovered at open from the last key of
+//! each partition. Offsets are assigned under one lock at commit time, so concurrent tasks
+//! appending to one partition get distinct, gap-free offsets.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::{Bound, ControlFlow};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use orderflow_schemas::topic::{CleanupPolicy, TopicSpec};
+use orderflow_state_stores::{
+    CheckpointEntry, Checkpoints, Durability, Space, StorageEngine, WriteBatch,
+};
+
+use crate::error::LogError;
+use crate::log::{LogBackend, LogTransaction, PartitionOffsets};
+use crate::record::{LogRecord, StoredRecord, decode_log_record, encode_log_record};
+
+const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
+/// How long a tombstone survives compaction (Kafka's `delete.retention.ms` default).
+const TOMBSTONE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn record_key(partition: u32, offset: u64) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(&partition.to_be_bytes());
+    key[4..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn offset_of_key(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[4..12].try_into().expect("record keys are 12 bytes"))
+}
+
+#[derive(Debug, Clone)]
+struct TopicEntry {
+    spec: TopicSpec,
+    space: Space,
+    /// Per partition: the next offset.
+    ends: Vec<u64>,
+    /// Per partition: the oldest offset present.
+    starts: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Notifier {
+    generation: Mutex<u64>,
+    changed: Condvar,
+}
+
+/// What one maintenance pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub expired_records: u64,
+    pub compacted_records: u64,
+}
+
+/// The embedded log backend.
+#[derive(Debug, Clone)]
+pub struct EmbeddedLog {
+    engine: StorageEngine,
+    durability: Durability,
+    metadata: Space,
+    checkpoints: Checkpoints,
+    topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
+    notifier: Arc<Notifier>,
+}
+
+impl EmbeddedLog {
+    /// Opens the log in `engine`, recovering topics and high watermarks.
+    pub fn open(engine: StorageEngine, durability: Durability) -> Result<Self, LogError> {
+        let metadata = engine.space(TOPIC_METADATA_SPACE)?;
+        let checkpoints = Checkpoints::open(&engine)?;
+        let mut specs = Vec::new();
+        engine.scan(
+            &metadata,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |_, value| {
+                specs.push(serde_json::from_slice::<TopicSpec>(value));
+                ControlFlow::Continue(())
+            },
+        )?;
+        let mut topics = HashMap::new();
+        for spec in specs {
+            let spec = spec.map_err(|error| LogError::InvalidTopic {
+                topic: TOPIC_METADATA_SPACE.to_string(),
+                reason: format!("unreadable topic metadata: {error}"),
+            })?;
+            let entry = Self::recover_topic(&engine, spec)?;
+            topics.insert(entry.spec.name.clone(), entry);
+        }
+        Ok(Self {
+            engine,
+            durability,
+            metadata,
+            checkpoints,
+            topics: Arc::new(Mutex::new(topics)),
+            notifier: Arc::default(),
+        })
+    }
+
+    /// An embedded log in memory (tests, benchmarks).
+    pub fn in_memory() -> Self {
+        Self::open(StorageEngine::in_memory(), Durability::Buffered)
+            .expect("an in-memory log always opens")
+    }
+
+    fn recover_topic(engine: &StorageEngine, spec: TopicSpec) -> Result<TopicEntry, LogError> {
+        let space = engine.space(&format!("topic.{}", spec.name))?;
+        let mut ends = Vec::new();
+        let mut starts = Vec::new();
+        for partition in 0..spec.partitions {
+            let lower = record_key(partition, 0);
+            let upper = record_key(partition, u64::MAX);
+            let first = engine.first_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
+            let last = engine.last_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
+            ends.push(last.map_or(0, |(key, _)| offset_of_key(&key) + 1));
+            starts.push(first.map_or(0, |(key, _)| offset_of_key(&key)));
+        }
+        // An emptied partition starts where it ended; its end was never stored, so a log whose
+        // every record was removed by retention restarts at 0. Tasks tolerate this because
+        // they read "from the next available record" at or after their position.
+        Ok(TopicEntry {
+            spec,
+            space,
+            ends,
+            starts,
+        })
+    }
+
+    fn entry(&self, topic: &str) -> Result<TopicEntry, LogError> {
+        self.topics
+            .lock()
+            .expect("topic table lock poisoned")
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: topic.to_string(),
+            })
+    }
+
+    fn check_partition(entry: &TopicEntry, partition: u32) -> Result<(), LogError> {
+        if partition >= entry.spec.partitions {
+            return Err(LogError::UnknownPartition {
+                topic: entry.spec.name.clone(),
+                partition,
+                partitions: entry.spec.partitions,
+            });
+        }
+        Ok(())
+    }
+
+    fn notify(&self) {
+        let mut generation = self
+            .notifier
+            .generation
+            .lock()
+            .expect("notifier lock poisoned");
+        *generation += 1;
+        self.notifier.changed.notify_all();
+    }
+
+    /// Appends outputs and commits `extra` in one batch: the heart of the commit protocol.
+    fn append_atomically(
+        &self,
+        outputs: Vec<(String, u32, LogRecord)>,
+        mut batch: WriteBatch,
+    ) -> Result<Vec<u64>, LogError> {
+        let mut topics = self.topics.lock().expect("topic table lock poisoned");
+        let mut offsets = Vec::with_capacity(outputs.len());
+        let mut advanced: Vec<(String, u32, u64)> = Vec::new();
+        let mut next_offsets: HashMap<(&str, u32), u64> = HashMap::new();
+        for (topic, partition, record) in &outputs {
+            let entry = topics.get(topic.as_str()).ok_or_else(|| LogError::UnknownTopic {
+                topic: topic.clone(),
+            })?;
+            Self::check_partition(entry, *partition)?;
+            let next = next_offsets
+                .entry((topic.as_str(), *partition))
+                .or_insert(entry.ends[*partition as usize]);
+            let offset = *next;
+            *next += 1;
+            batch.put(
+                &entry.space,
+                record_key(*partition, offset).to_vec(),
+                encode_log_record(record),
+            );
+            offsets.push(offset);
+        }
+        for ((topic, partition), next) in next_offsets {
+            advanced.push((topic.to_string(), partition, next));
+        }
+        self.engine.commit(batch, self.durability)?;
+        for (topic, partition, next) in advanced {
+            if let Some(entry) = topics.get_mut(&topic) {
+                entry.ends[partition as usize] = next;
+            }
+        }
+        drop(topics);
+        if !outputs.is_empty() {
+            self.notify();
+        }
+        Ok(offsets)
+    }
+
+    /// Applies retention (delete policy) and compaction (compact policy) to every topic.
+    pub fn run_maintenance(&self, now_ms: i64) -> Result<MaintenanceReport, LogError> {
+        let mut report = MaintenanceReport::default();
+        for spec in self.topics() {
+            for partition in 0..spec.partitions {
+                match spec.cleanup {
+                    CleanupPolicy::Delete => {
+                        report.expired_records +=
+                            self.apply_retention(&spec, partition, now_ms)?;
+                    }
+                    CleanupPolicy::Compact => {
+                        report.compacted_records += self.compact(&spec, partition, now_ms)?;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn partition_records(
+        &self,
+        entry: &TopicEntry,
+        partition: u32,
+        visit: &mut dyn FnMut(u64, &LogRecord) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let lower = record_key(partition, 0);
+        let upper = record_key(partition, u64::MAX);
+        let mut corrupt = None;
+        self.engine.scan(
+            &entry.space,
+            Bound::Included(&lower),
+            Bound::Included(&upper),
+            false,
+            &mut |key, value| {
+                let offset = offset_of_key(key);
+                match decode_log_record(value) {
+                    Ok(record) => visit(offset, &record),
+                    Err(reason) => {
+                        corrupt = Some(LogError::CorruptRecord {
+                            topic: entry.spec.name.clone(),
+                            partition,
+                            offset,
+                            reason,
+                        });
+                        ControlFlow::Break(())
+                    }
+                }
+            },
+        )?;
+        corrupt.map_or(Ok(()), Err)
+    }
+
+    fn delete_offsets(
+        &self,
+        entry: &TopicEntry,
+        partition: u32,
+        offsets: &[u64],
+    ) -> Result<(), LogError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for offset in offsets {
+            batch.delete(&entry.space, record_key(partition, *offset).to_vec());
+        }
+        self.engine.commit(batch, Durability::Buffered)?;
+        let new_start = {
+            let lower = record_key(partition, 0);
+            let upper = record_key(partition, u64::MAX);
+            self.engine
+                .first_in(&entry.space, Bound::Included(&lower), Bound::Included(&upper))?
+                .map(|(key, _)| offset_of_key(&key))
+        };
+        let mut topics = self.topics.lock().expect("topic table lock poisoned");
+        if let Some(live) = topics.get_mut(&entry.spec.name) {
+            live.starts[partition as usize] = new_start.unwrap_or(live.ends[partition as usize]);
+        }
+        Ok(())
+    }
+
+    fn apply_retention(
+        &self,
+        spec: &TopicSpec,
+        partition: u32,
+        now_ms: i64,
+    ) -> Result<u64, LogError> {
+        let entry = self.entry(&spec.name)?;
+        let cutoff = spec.retention_ms.map(|retention| now_ms.saturating_sub(retention));
+        let mut sizes = Vec::new();
+        self.partition_records(&entry, partition, &mut |offset, record| {
+            sizes.push((offset, record.size() as u64, record.timestamp));
+            ControlFlow::Continue(())
+        })?;
+        let mut expired: HashSet<u64> = HashSet::new();
+        if let Some(cutoff) = cutoff {
+            // Like Kafka's segments, stop at the first record inside the retention: the log is
+            // ordered by offset, not by timestamp.
+            for (offset, _, timestamp) in &sizes {
+                if *timestamp >= cutoff {
+                    break;
+                }
+                expired.insert(*offset);
+            }
+        }
+        if let Some(limit) = spec.retention_bytes {
+            let mut kept_bytes = 0u64;
+            for (offset, size, _) in sizes.iter().rev() {
+                kept_bytes += size;
+                if kept_bytes > limit {
+                    expired.insert(*offset);
+                }
+            }
+        }
+        let mut expired: Vec<u64> = expired.into_iter().collect();
+        expired.sort_unstable();
+        self.delete_offsets(&entry, partition, &expired)?;
+        Ok(expired.len() as u64)
+    }
+
+    fn compact(&self, spec: &TopicSpec, partition: u32, now_ms: i64) -> Result<u64, LogError> {
+        let entry = self.entry(&spec.name)?;
+        let mut latest: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut records = Vec::new();
+        self.partition_records(&entry, partition, &mut |offset, record| {
+            if let Some(key) = &record.key {
+                latest.insert(key.clone(), offset);
+            }
+            records.push((
+                offset,
+                record.key.clone(),
+                record.value.is_none(),
+                record.timestamp,
+            ));
+            ControlFlow::Continue(())
+        })?;
+        let tombstone_cutoff = now_ms.saturating_sub(TOMBSTONE_RETENTION_MS);
+        let removable: Vec<u64> = records
+            .into_iter()
+            .filter(|(offset, key, is_tombstone, timestamp)| match key {
+                Some(key) => {
+                    latest.get(key) != Some(offset)
+                        || (*is_tombstone && *timestamp < tombstone_cutoff)
+                }
+                // Compacted topics need keys; a keyless record can never be read as a table row.
+                None => true,
+            })
+            .map(|(offset, ..)| offset)
+            .collect();
+        self.delete_offsets(&entry, partition, &removable)?;
+        Ok(removable.len() as u64)
+    }
+
+    /// Resets a group's position on a partition (used by tools, not by running tasks).
+    pub fn set_group_position(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next_offset: u64,
+    ) -> Result<(), LogError> {
+        let mut batch = WriteBatch::new();
+        self.checkpoints
+            .write(&mut batch, group, topic, partition, next_offset);
+        self.engine.commit(batch, self.durability)?;
+        Ok(())
+    }
+
+    /// Makes sure everything committed so far is on disk (shutdown).
+    pub fn persist(&self) -> Result<(), LogError> {
+        Ok(self.engine.persist()?)
+    }
+}
+
+impl LogBackend for EmbeddedLog {
+    fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        if spec.partitions == 0 {
+            return Err(LogError::InvalidTopic {
+                topic: spec.name.clone(),
+                reason: "a topic needs at least one partition".to_string(),
+            });
+        }
+        if spec.name.is_empty()
+            || spec.name.len() > 249
+            || !spec
+                .name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+        {
+            return Err(LogError::InvalidTopic {
+                topic: spec.name.clone(),
+                reason: "topic names are 1 to 249 characters of [A-Za-z0-9._-], as in Kafka"
+                    .to_string(),
+            });
+        }
+        let mut topics = self.topics.lock().expect("topic table lock poisoned");
+        if let Some(existing) = topics.get(&spec.name) {
+            if existing.spec.partitions != spec.partitions {
+                return Err(LogError::PartitionMismatch {
+                    topic: spec.name.clone(),
+                    existing: existing.spec.partitions,
+                    requested: spec.partitions,
+                });
+            }
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            &self.metadata,
+            spec.name.as_bytes().to_vec(),
+            serde_json::to_vec(spec).expect("topic specs serialize"),
+        );
+        self.engine.commit(batch, self.durability)?;
+        let entry = Self::recover_topic(&self.engine, spec.clone())?;
+        topics.insert(spec.name.clone(), entry);
+        Ok(())
+    }
+
+    fn topic(&self, name: &str) -> Option<TopicSpec> {
+        self.entry(name).ok().map(|entry| entry.spec)
+    }
+
+    fn topics(&self) -> Vec<TopicSpec> {
+        let mut specs: Vec<TopicSpec> = self
+            .topics
+            .lock()
+            .expect("topic table lock poisoned")
+            .values()
+            .map(|entry| entry.spec.clone())
+            .collect();
+        specs.sort_by(|left, right| left.name.cmp(&right.name));
+        specs
+    }
+
+    fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let entry = self.entry(topic)?;
+        Self::check_partition(&entry, partition)?;
+        let end = entry.ends[partition as usize];
+        if from_offset >= end || max_records == 0 {
+            return Ok(Vec::new());
+        }
+        let lower = record_key(partition, from_offset);
+        let upper = record_key(partition, end);
+        let mut records = Vec::with_capacity(max_records.min((end - from_offset) as usize));
+        let mut corrupt = None;
+        self.engine.scan(
+            &entry.space,
+            Bound::Included(&lower),
+            Bound::Excluded(&upper),
+            false,
+            &mut |key, value| {
+                let offset = offset_of_key(key);
+                match decode_log_record(value) {
+                    Ok(record) => records.push(StoredRecord { offset, record }),
+                    Err(reason) => {
+                        corrupt = Some(LogError::CorruptRecord {
+                            topic: topic.to_string(),
+                            partition,
+                            offset,
+                            reason,
+                        });
+                        return ControlFlow::Break(());
+                    }
+                }
+                if records.len() >= max_records {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )?;
+        corrupt.map_or(Ok(records), Err)
+    }
+
+    fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError> {
+        let entry = self.entry(topic)?;
+        Self::check_partition(&entry, partition)?;
+        Ok(PartitionOffsets {
+            log_start: entry.starts[partition as usize],
+            end: entry.ends[partition as usize],
+        })
+    }
+
+    fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError> {
+        self.append_atomically(records, WriteBatch::new())
+    }
+
+    fn commit(&self, transaction: LogTransaction) -> Result<(), LogError> {
+        let LogTransaction {
+            group,
+            outputs,
+            positions,
+            mut state,
+        } = transaction;
+        for (topic, partition, next_offset) in &positions {
+            self.checkpoints
+                .write(&mut state, &group, topic, *partition, *next_offset);
+        }
+        self.append_atomically(outputs, state)?;
+        Ok(())
+    }
+
+    fn committed_position(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError> {
+        Ok(self.checkpoints.read(group, topic, partition)?)
+    }
+
+    fn group_positions(&self) -> Result<Vec<CheckpointEntry>, LogError> {
+        Ok(self.checkpoints.list()?)
+    }
+
+    fn wait_for_records(&self, timeout: Duration) {
+        let generation = self
+            .notifier
+            .generation
+            .lock()
+            .expect("notifier lock poisoned");
+        let seen = *generation;
+        let _unused = self
+            .notifier
+            .changed
+            .wait_timeout_while(generation, timeout, |current| *current == seen)
+            .expect("notifier lock poisoned");
+    }
+
+    fn wake_all(&self) {
+        self.notify();
+    }
+
+    fn state_engine(&self) -> &StorageEngine {
+        &self.engine
+    }
+}

@@ -1,0 +1,87 @@
+//! Log backends: where topics live.
+//!
+//! The trait is shaped after Kafka so that the Kafka backend plugs in without touching
+//! processors or topologies:
+//!
+//! | operation | embedded (fjall) | Kafka |
+//! | --- | --- | --- |
+//! | `create_topic` | topic metadata in the `orderflow.topics` keyspace | `CreateTopics` (admin client) |
+//! | `fetch` | range scan of `topic.<name>` up to the high watermark | consumer `poll`, `isolation.level=read_committed` |
+//! | `produce` | one atomic batch | idempotent producer |
+//! | `commit` | ONE atomic fjall batch: outputs + state + timers + input positions | transaction: `send` outputs and changelog records, `send_offsets_to_transaction`, `commit_transaction` |
+//! | `committed_position` | checkpoint entry in the same database | group offset (`committed`) |
+//! | state | task keyspaces in the same database | local fjall + compacted changelog topic, restored on assignment |
+//!
+//! # The commit protocol
+//! A task processes records into an uncommitted [`LogTransaction`]: the records it produced, the
+//! state changes it made (including timers), and for each input partition the next offset to
+//! read. `commit` makes all three durable together or not at all. A crash before `commit`
+//! returns loses the whole transaction; the restarted task resumes at the previous positions
+//! with the previous state, recomputes the same outputs, and commits them once: exactly-once.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use orderflow_schemas::topic::TopicSpec;
+use orderflow_state_stores::{CheckpointEntry, StorageEngine, WriteBatch};
+
+use crate::error::LogError;
+use crate::record::{LogRecord, StoredRecord};
+
+/// First and next offsets of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionOffsets {
+    /// The oldest offset still in the log (retention and compaction move it).
+    pub log_start: u64,
+    /// The offset the next record will get (the high watermark).
+    pub end: u64,
+}
+
+/// Everything one task commits at once.
+#[derive(Debug, Default)]
+pub struct LogTransaction {
+    /// The consumer group (application id) whose positions move.
+    pub group: String,
+    /// Records to append: (topic, partition, record).
+    pub outputs: Vec<(String, u32, LogRecord)>,
+    /// (topic, partition, next offset to read).
+    pub positions: Vec<(String, u32, u64)>,
+    /// State store and timer changes.
+    pub state: WriteBatch,
+}
+
+/// A place topics live. Implementations are shared by every stream thread.
+pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates the topic, or checks that the existing one has the same partition count.
+    fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError>;
+    fn topic(&self, name: &str) -> Option<TopicSpec>;
+    fn topics(&self) -> Vec<TopicSpec>;
+    /// Committed records of a partition from `from_offset` on, at most `max_records`.
+    fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+    ) -> Result<Vec<StoredRecord>, LogError>;
+    fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError>;
+    /// Appends records outside any task (ingress, tools); returns their offsets.
+    fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError>;
+    /// Commits a task's outputs, state and positions atomically (see the module doc).
+    fn commit(&self, transaction: LogTransaction) -> Result<(), LogError>;
+    fn committed_position(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, LogError>;
+    /// Every committed group position.
+    fn group_positions(&self) -> Result<Vec<CheckpointEntry>, LogError>;
+    /// Blocks until new records are committed anywhere, or the timeout passes.
+    fn wait_for_records(&self, timeout: Duration);
+    /// Wakes every waiter (shutdown).
+    fn wake_all(&self);
+    /// The engine task state lives in.
+    fn state_engine(&self) -> &StorageEngine;
+}

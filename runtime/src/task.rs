@@ -1,0 +1,657 @@
+//! Tasks: one sub-topology processing one partition of its inputs.
+//!
+//! A task owns its processors, its stores' uncommitted writes, its input positions and the
+//! outputs it has produced since its last commit. It is driven from outside (a stream thread, or
+//! the test driver) through [`Task::poll`] and [`Task::commit`]; it never spawns anything.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use orderflow_schemas::topic::dead_letter_topic_name;
+use orderflow_state_stores::{
+    StoreCodecs, StoreTransaction, TransactionalKeyValueStore, TransactionalWindowStore,
+    WindowStoreProgress, WriteBatch,
+};
+
+use crate::clock::Clock;
+use crate::config::RuntimeConfig;
+use crate::dead_letter::{self, Failure, FailureStage};
+use crate::error::{ProcessError, RuntimeError};
+use crate::log::{LogBackend, LogTransaction};
+use crate::metrics::{MetricsRegistry, ProcessorMetrics, TaskMetrics};
+use crate::partitioner::partition_for_key;
+use crate::processor::ErasedRecord;
+use crate::record::{LogRecord, RecordMetadata, StoredRecord};
+use crate::timers::{self, TimerKind};
+use crate::topology::{
+    ErasedProcessor, NodeKind, Topology, TypedStoreCodecs, store_space_name,
+};
+
+/// Identifies a task: sub-topology and partition, written `1_3` as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    pub sub_topology: usize,
+    pub partition: u32,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}_{}", self.sub_topology, self.partition)
+    }
+}
+
+pub(crate) struct StoreHandle {
+    space: usize,
+    window_progress: WindowStoreProgress,
+}
+
+/// The part of a task processors reach through their context.
+pub struct TaskCore {
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) application_id: String,
+    pub(crate) partition: u32,
+    pub(crate) transaction: StoreTransaction,
+    stores: HashMap<String, StoreHandle>,
+    pub(crate) timer_space: usize,
+    pub(crate) queue: VecDeque<(usize, ErasedRecord)>,
+    outputs: Vec<(String, u32, LogRecord)>,
+    pub(crate) metadata: Option<RecordMetadata>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) stream_time: i64,
+}
+
+impl std::fmt::Debug for TaskCore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TaskCore")
+            .field("application_id", &self.application_id)
+            .field("partition", &self.partition)
+            .finish()
+    }
+}
+
+impl TaskCore {
+    pub(crate) fn enqueue(&mut self, node: usize, record: ErasedRecord) {
+        self.queue.push_back((node, record));
+    }
+
+    fn check_attached(&self, node: usize, name: &str) -> Result<(), ProcessError> {
+        let attached = match &self.topology.nodes[node].kind {
+            NodeKind::Processor { stores, .. } => stores.iter().any(|store| store == name),
+            _ => false,
+        };
+        if attached {
+            Ok(())
+        } else {
+            Err(ProcessError::StoreNotAttached {
+                store: name.to_string(),
+                processor: self.topology.nodes[node].name.clone(),
+            })
+        }
+    }
+
+    pub(crate) fn key_value_store<K: 'static, V: 'static>(
+        &mut self,
+        node: usize,
+        name: &str,
+    ) -> Result<TransactionalKeyValueStore<'_, K, V>, ProcessError> {
+        self.check_attached(node, name)?;
+        let definition = self
+            .topology
+            .store(name)
+            .expect("attached stores are declared");
+        let codecs = definition
+            .codecs
+            .downcast_ref::<TypedStoreCodecs<K, V>>()
+            .ok_or_else(|| ProcessError::StoreType {
+                store: name.to_string(),
+                requested: std::any::type_name::<(K, V)>(),
+                actual: definition.value_type,
+            })?;
+        let handle = self
+            .stores
+            .get(name)
+            .expect("a task opens every store of its sub-topology");
+        Ok(TransactionalKeyValueStore::new(
+            &mut self.transaction,
+            handle.space,
+            StoreCodecs {
+                name: &definition.name,
+                key: codecs.key.as_ref(),
+                value: codecs.value.as_ref(),
+            },
+        ))
+    }
+
+    pub(crate) fn window_store<K: 'static, V: 'static>(
+        &mut self,
+        node: usize,
+        name: &str,
+    ) -> Result<TransactionalWindowStore<'_, K, V>, ProcessError> {
+        self.check_attached(node, name)?;
+        let definition = self
+            .topology
+            .store(name)
+            .expect("attached stores are declared");
+        let Some(retention) = definition.window else {
+            return Err(ProcessError::StoreType {
+                store: name.to_string(),
+                requested: "a window store",
+                actual: "a key-value store",
+            });
+        };
+        let codecs = definition
+            .codecs
+            .downcast_ref::<TypedStoreCodecs<K, V>>()
+            .ok_or_else(|| ProcessError::StoreType {
+                store: name.to_string(),
+                requested: std::any::type_name::<(K, V)>(),
+                actual: definition.value_type,
+            })?;
+        let handle = self
+            .stores
+            .get_mut(name)
+            .expect("a task opens every store of its sub-topology");
+        Ok(TransactionalWindowStore::new(
+            &mut self.transaction,
+            handle.space,
+            StoreCodecs {
+                name: &definition.name,
+                key: codecs.key.as_ref(),
+                value: codecs.value.as_ref(),
+            },
+            retention,
+            &mut handle.window_progress,
+        ))
+    }
+}
+
+struct Input {
+    source_node: usize,
+    topic: String,
+    dead_letter_topic: String,
+    next_offset: u64,
+    buffer: VecDeque<StoredRecord>,
+}
+
+/// A record being processed, remembered so that a panic can be pinned on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InFlight {
+    pub topic: String,
+    pub offset: u64,
+}
+
+/// One sub-topology on one partition.
+pub struct Task {
+    pub id: TaskId,
+    core: TaskCore,
+    processors: Vec<Option<Box<dyn ErasedProcessor>>>,
+    processor_metrics: Vec<Option<Arc<ProcessorMetrics>>>,
+    sink_partitions: Vec<u32>,
+    inputs: Vec<Input>,
+    config: RuntimeConfig,
+    metrics: Arc<TaskMetrics>,
+    uncommitted_records: usize,
+    dirty: bool,
+    last_commit_ms: i64,
+    in_flight: Option<InFlight>,
+    /// Records that panicked too often: dead-lettered without processing.
+    poisoned: HashMap<InFlight, String>,
+    round_robin: u32,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Task").field("id", &self.id).finish()
+    }
+}
+
+impl Task {
+    /// Opens a task at its last commit: stores, timers, stream time and input positions.
+    pub fn open(
+        topology: Arc<Topology>,
+        id: TaskId,
+        log: &dyn LogBackend,
+        clock: Arc<dyn Clock>,
+        config: &RuntimeConfig,
+        registry: &MetricsRegistry,
+        poisoned: HashMap<InFlight, String>,
+    ) -> Result<Task, RuntimeError> {
+        let application_id = config.application_id.clone();
+        let sub_topology = &topology.sub_topologies[id.sub_topology];
+        let mut transaction = StoreTransaction::new(log.state_engine().clone());
+        let mut stores = HashMap::new();
+        for store in &sub_topology.stores {
+            let space =
+                transaction.register(&store_space_name(&application_id, store, id.partition))?;
+            stores.insert(
+                store.clone(),
+                StoreHandle {
+                    space,
+                    window_progress: WindowStoreProgress::default(),
+                },
+            );
+        }
+        let timer_space = transaction.register(&timers::timer_space_name(&application_id))?;
+        let stream_time = transaction
+            .get(timer_space, &timers::stream_time_key(id.partition))?
+            .and_then(|bytes| bytes.as_slice().try_into().ok().map(i64::from_be_bytes))
+            .unwrap_or(0);
+
+        let mut processors: Vec<Option<Box<dyn ErasedProcessor>>> = Vec::new();
+        let mut processor_metrics = Vec::new();
+        let mut sink_partitions = Vec::new();
+        let mut inputs = Vec::new();
+        for (index, node) in topology.nodes.iter().enumerate() {
+            let in_task = node.sub_topology == id.sub_topology;
+            processors.push(match &node.kind {
+                NodeKind::Processor { factory, .. } if in_task => Some(factory()),
+                _ => None,
+            });
+            processor_metrics.push(match &node.kind {
+                NodeKind::Processor { .. } if in_task => Some(registry.processor(&node.name)),
+                _ => None,
+            });
+            sink_partitions.push(match &node.kind {
+                NodeKind::Sink { topic, .. } => {
+                    topology.topic(topic).map_or(1, |spec| spec.partitions)
+                }
+                _ => 0,
+            });
+            if let NodeKind::Source { topic, .. } = &node.kind
+                && in_task
+            {
+                let next_offset = match log.committed_position(&application_id, topic, id.partition)? {
+                    Some(position) => position,
+                    // No commit yet: start from the earliest record (auto.offset.reset=earliest).
+                    None => log.offsets(topic, id.partition)?.log_start,
+                };
+                inputs.push(Input {
+                    source_node: index,
+                    topic: topic.clone(),
+                    dead_letter_topic: dead_letter_topic_name(topic),
+                    next_offset,
+                    buffer: VecDeque::new(),
+                });
+            }
+        }
+        Ok(Task {
+            id,
+            core: TaskCore {
+                topology,
+                application_id,
+                partition: id.partition,
+                transaction,
+                stores,
+                timer_space,
+                queue: VecDeque::new(),
+                outputs: Vec::new(),
+                metadata: None,
+                clock: clock.clone(),
+                stream_time,
+            },
+            processors,
+            processor_metrics,
+            sink_partitions,
+            inputs,
+            config: config.clone(),
+            metrics: registry.task(&id.to_string()),
+            uncommitted_records: 0,
+            dirty: false,
+            last_commit_ms: clock.now_ms(),
+            in_flight: None,
+            poisoned,
+            round_robin: 0,
+        })
+    }
+
+    /// The record being processed, if any (read after a panic).
+    pub fn in_flight(&self) -> Option<InFlight> {
+        self.in_flight.clone()
+    }
+
+    /// Whether the task has uncommitted work.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Whether the commit interval or record limit has been reached.
+    pub fn should_commit(&self, now_ms: i64) -> bool {
+        self.dirty
+            && (self.uncommitted_records >= self.config.commit_max_records
+                || now_ms.saturating_sub(self.last_commit_ms) >= self.config.commit_interval_ms as i64)
+    }
+
+    /// Reads more input when buffers run dry, processes up to one batch of records in timestamp
+    /// order, then fires due timers. Returns how many records and timers it handled.
+    pub fn poll(&mut self, log: &dyn LogBackend, now_ms: i64) -> Result<usize, RuntimeError> {
+        let mut lag = 0;
+        for input in &mut self.inputs {
+            if input.buffer.is_empty() {
+                let fetched = log.fetch(
+                    &input.topic,
+                    self.id.partition,
+                    input.next_offset,
+                    self.config.poll_batch_records,
+                )?;
+                input.buffer.extend(fetched);
+            }
+            let end = log.offsets(&input.topic, self.id.partition)?.end;
+            lag += end.saturating_sub(input.next_offset + input.buffer.len() as u64)
+                + input.buffer.len() as u64;
+        }
+        self.metrics.lag.store(lag, Ordering::Relaxed);
+        let mut handled = 0;
+        while handled < self.config.poll_batch_records {
+            // Like Kafka Streams, pick the buffered record with the smallest timestamp, so
+            // co-partitioned inputs are joined in event-time order.
+            let next = self
+                .inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(index, input)| {
+                    input.buffer.front().map(|record| (record.record.timestamp, index))
+                })
+                .min();
+            let Some((_, input_index)) = next else {
+                break;
+            };
+            self.process_next(input_index)?;
+            handled += 1;
+        }
+        let previous_stream_time = self.core.stream_time;
+        handled += self.fire_timers(TimerKind::StreamTime, self.core.stream_time)?;
+        debug_assert!(self.core.stream_time >= previous_stream_time);
+        handled += self.fire_timers(TimerKind::WallClock, now_ms)?;
+        Ok(handled)
+    }
+
+    fn process_next(&mut self, input_index: usize) -> Result<(), RuntimeError> {
+        let input = &mut self.inputs[input_index];
+        let stored = input
+            .buffer
+            .pop_front()
+            .expect("the caller picked a non-empty buffer");
+        input.next_offset = stored.offset + 1;
+        let source_node = input.source_node;
+        let in_flight = InFlight {
+            topic: input.topic.clone(),
+            offset: stored.offset,
+        };
+        self.dirty = true;
+        self.uncommitted_records += 1;
+        self.metrics.records_in.fetch_add(1, Ordering::Relaxed);
+        self.core.stream_time = self.core.stream_time.max(stored.record.timestamp);
+
+        if let Some(panic_message) = self.poisoned.remove(&in_flight) {
+            self.send_to_dead_letters(
+                input_index,
+                &stored,
+                source_node,
+                FailureStage::Panic,
+                panic_message,
+            );
+            return Ok(());
+        }
+        let started = Instant::now();
+        let NodeKind::Source {
+            decode,
+            clone_record,
+            ..
+        } = &self.core.topology.nodes[source_node].kind
+        else {
+            unreachable!("inputs are sources");
+        };
+        let (key, value) = match decode(&stored.record) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.send_to_dead_letters(
+                    input_index,
+                    &stored,
+                    source_node,
+                    FailureStage::Decode,
+                    error,
+                );
+                return Ok(());
+            }
+        };
+        let clone_record = clone_record.clone();
+        self.in_flight = Some(in_flight);
+        self.core.metadata = Some(RecordMetadata {
+            topic: self.inputs[input_index].topic.clone(),
+            partition: self.id.partition,
+            offset: stored.offset,
+            timestamp: stored.record.timestamp,
+            headers: stored.record.headers.clone(),
+        });
+        self.core.transaction.savepoint();
+        let outputs_before = self.core.outputs.len();
+        let record = ErasedRecord {
+            key,
+            value,
+            timestamp: stored.record.timestamp,
+            headers: stored.record.headers.clone(),
+        };
+        let topology = self.core.topology.clone();
+        let children = topology.children(source_node);
+        if let Some((last, others)) = children.split_last() {
+            for child in others {
+                self.core.enqueue(*child, clone_record(&record));
+            }
+            self.core.enqueue(*last, record);
+        }
+        if let Err((failed_node, error)) = self.drain_queue() {
+            self.core.transaction.rollback_to_savepoint();
+            self.core.outputs.truncate(outputs_before);
+            self.core.queue.clear();
+            self.send_to_dead_letters(
+                input_index,
+                &stored,
+                failed_node,
+                FailureStage::Process,
+                error.to_string(),
+            );
+        }
+        self.core.metadata = None;
+        self.in_flight = None;
+        self.metrics.process_latency.record(started.elapsed());
+        Ok(())
+    }
+
+    /// Runs queued records through processors and sinks until the queue is empty.
+    fn drain_queue(&mut self) -> Result<(), (usize, ProcessError)> {
+        while let Some((node, record)) = self.core.queue.pop_front() {
+            let topology = self.core.topology.clone();
+            match &topology.nodes[node].kind {
+                NodeKind::Processor { .. } => {
+                    let processor = self.processors[node]
+                        .as_mut()
+                        .expect("the task created every processor of its sub-topology");
+                    let result = processor.process(&mut self.core, node, record);
+                    let metrics = self.processor_metrics[node]
+                        .as_ref()
+                        .expect("metrics exist for every processor of the task");
+                    metrics.records.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = result {
+                        metrics.errors.fetch_add(1, Ordering::Relaxed);
+                        return Err((node, error));
+                    }
+                }
+                NodeKind::Sink { topic, encode } => {
+                    let (key, value) = encode(record.key.as_ref(), record.value.as_ref())
+                        .map_err(|message| {
+                            (
+                                node,
+                                ProcessError::Encode {
+                                    topic: topic.clone(),
+                                    message,
+                                },
+                            )
+                        })?;
+                    let partitions = self.sink_partitions[node];
+                    let partition = match &key {
+                        Some(key) => partition_for_key(key, partitions),
+                        None => {
+                            self.round_robin = self.round_robin.wrapping_add(1);
+                            self.round_robin % partitions.max(1)
+                        }
+                    };
+                    self.core.outputs.push((
+                        topic.clone(),
+                        partition,
+                        LogRecord {
+                            key,
+                            value,
+                            headers: record.headers,
+                            timestamp: record.timestamp,
+                        },
+                    ));
+                }
+                NodeKind::Source { .. } => unreachable!("sources have no parents"),
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to_dead_letters(
+        &mut self,
+        input_index: usize,
+        stored: &StoredRecord,
+        node: usize,
+        stage: FailureStage,
+        error: String,
+    ) {
+        let input = &self.inputs[input_index];
+        let node_name = self.core.topology.node_name(node).to_string();
+        tracing::warn!(
+            task = %self.id,
+            topic = %input.topic,
+            partition = self.id.partition,
+            offset = stored.offset,
+            node = %node_name,
+            stage = stage.as_str(),
+            error = %error,
+            "record sent to the dead-letter topic"
+        );
+        let dead_letter = dead_letter::dead_letter(
+            stored,
+            &Failure {
+                application_id: &self.core.application_id,
+                topic: &input.topic,
+                partition: self.id.partition,
+                node: &node_name,
+                stage,
+                error,
+                failed_at_ms: self.core.clock.now_ms(),
+            },
+        );
+        self.core
+            .outputs
+            .push((input.dead_letter_topic.clone(), self.id.partition, dead_letter));
+        self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fires the timers of `kind` due by `up_to`, at most one batch per call.
+    fn fire_timers(&mut self, kind: TimerKind, up_to: i64) -> Result<usize, RuntimeError> {
+        let due = timers::take_due(&mut self.core, kind, up_to, self.config.poll_batch_records)
+            .map_err(|error| match error {
+                ProcessError::Store(store) => RuntimeError::Store(store),
+                other => RuntimeError::Config {
+                    field: "timers",
+                    reason: other.to_string(),
+                },
+            })?;
+        let fired = due.len();
+        if fired > 0 {
+            self.dirty = true;
+        }
+        let topology = self.core.topology.clone();
+        for (node_name, timer) in due {
+            let Some(node) = topology.nodes.iter().position(|node| {
+                node.name == node_name && node.sub_topology == self.id.sub_topology
+            }) else {
+                tracing::warn!(task = %self.id, node = %node_name, "dropping a timer of a processor that no longer exists");
+                continue;
+            };
+            let Some(processor) = self.processors[node].as_mut() else {
+                continue;
+            };
+            self.core.metadata = None;
+            self.core.transaction.savepoint();
+            let outputs_before = self.core.outputs.len();
+            let due_ms = timer.due_ms;
+            let result = processor
+                .on_timer(&mut self.core, node, timer)
+                .map_err(|error| (node, error))
+                .and_then(|()| self.drain_queue());
+            self.metrics.timers_fired.fetch_add(1, Ordering::Relaxed);
+            if let Err((failed_node, error)) = result {
+                self.core.transaction.rollback_to_savepoint();
+                self.core.outputs.truncate(outputs_before);
+                self.core.queue.clear();
+                if let Some(metrics) = &self.processor_metrics[failed_node] {
+                    metrics.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::error!(
+                    task = %self.id,
+                    node = %topology.node_name(failed_node),
+                    due_ms,
+                    error = %error,
+                    "a timer callback failed; its effects were rolled back and the timer dropped"
+                );
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Commits outputs, state, timers and input positions in one atomic log transaction.
+    pub fn commit(&mut self, log: &dyn LogBackend) -> Result<(), RuntimeError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.core.transaction.write(
+            self.core.timer_space,
+            timers::stream_time_key(self.id.partition),
+            Some(self.core.stream_time.to_be_bytes().to_vec()),
+        );
+        let mut state = WriteBatch::new();
+        self.core.transaction.drain_into(&mut state);
+        let positions = self
+            .inputs
+            .iter()
+            .map(|input| (input.topic.clone(), self.id.partition, input.next_offset))
+            .collect();
+        let outputs = std::mem::take(&mut self.core.outputs);
+        let produced = outputs.len() as u64;
+        log.commit(LogTransaction {
+            group: self.core.application_id.clone(),
+            outputs,
+            positions,
+            state,
+        })?;
+        self.dirty = false;
+        self.uncommitted_records = 0;
+        self.last_commit_ms = self.core.clock.now_ms();
+        self.metrics.records_out.fetch_add(produced, Ordering::Relaxed);
+        self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        self.metrics.commit_latency.record(started.elapsed());
+        let mut store_keys = self.metrics.store_keys.lock().expect("metrics lock poisoned");
+        for (name, handle) in &self.core.stores {
+            store_keys.insert(
+                name.clone(),
+                self.core.transaction.approximate_len(handle.space),
+            );
+        }
+        Ok(())
+    }
+
+    /// Drops everything since the last commit (a simulated crash, or a failed task).
+    pub fn abort(mut self) {
+        self.core.transaction.abort();
+        self.core.outputs.clear();
+        self.core.queue.clear();
+    }
+}

@@ -1,0 +1,283 @@
+//! A test driver in the spirit of Kafka Streams' `TopologyTestDriver`, with several partitions.
+//!
+//! It runs the real tasks (the same [`Task`] code the stream threads run) on the calling thread,
+//! over an in-memory embedded log, with a manual clock. Tests pipe records in, advance wall-clock
+//! time, read output topics and committed stores, and simulate crashes: a crash drops everything
+//! since the last commit and reopens every task from committed state.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs};
+
+use crate::app::{create_topics, task_ids};
+use crate::clock::{Clock, ManualClock};
+use crate::config::RuntimeConfig;
+use crate::error::RuntimeError;
+use crate::log::LogBackend;
+use crate::log::embedded::EmbeddedLog;
+use crate::metrics::MetricsRegistry;
+use crate::partitioner::partition_for_key;
+use crate::record::{LogRecord, Record, StoredRecord};
+use crate::serde::{RecordDecoder, RecordSerde};
+use crate::task::Task;
+use crate::topology::{Topology, TypedStoreCodecs, store_space_name};
+
+/// Drives a topology deterministically. See the module doc.
+pub struct TopologyTestDriver {
+    topology: Arc<Topology>,
+    log: EmbeddedLog,
+    clock: ManualClock,
+    config: RuntimeConfig,
+    metrics: Arc<MetricsRegistry>,
+    tasks: Vec<Task>,
+    read_positions: HashMap<(String, u32), u64>,
+}
+
+impl std::fmt::Debug for TopologyTestDriver {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TopologyTestDriver")
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+/// The wall-clock time a driver starts at: 2026-01-01T00:00:00Z.
+pub const DEFAULT_START_MS: i64 = 1_767_225_600_000;
+
+impl TopologyTestDriver {
+    pub fn new(topology: Topology) -> Result<Self, RuntimeError> {
+        Self::with_config(topology, RuntimeConfig::default(), DEFAULT_START_MS)
+    }
+
+    pub fn with_config(
+        topology: Topology,
+        config: RuntimeConfig,
+        start_ms: i64,
+    ) -> Result<Self, RuntimeError> {
+        config.validate()?;
+        let log = EmbeddedLog::in_memory();
+        let topology = Arc::new(topology);
+        create_topics(&topology, &log)?;
+        let mut driver = Self {
+            topology,
+            log,
+            clock: ManualClock::new(start_ms),
+            config,
+            metrics: MetricsRegistry::new(),
+            tasks: Vec::new(),
+            read_positions: HashMap::new(),
+        };
+        driver.open_tasks()?;
+        Ok(driver)
+    }
+
+    fn open_tasks(&mut self) -> Result<(), RuntimeError> {
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        self.tasks = task_ids(&self.topology)
+            .into_iter()
+            .map(|id| {
+                Task::open(
+                    self.topology.clone(),
+                    id,
+                    &self.log,
+                    clock.clone(),
+                    &self.config,
+                    &self.metrics,
+                    HashMap::new(),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    pub fn log(&self) -> &EmbeddedLog {
+        &self.log
+    }
+
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Arc<MetricsRegistry> {
+        &self.metrics
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Appends a raw record to a topic partition (committed at once, like a producer's send).
+    pub fn pipe_raw(&self, topic: &str, partition: u32, record: LogRecord) -> Result<u64, RuntimeError> {
+        let offsets = self.log.produce(vec![(topic.to_string(), partition, record)])?;
+        Ok(offsets[0])
+    }
+
+    /// Appends a typed record, partitioned by its encoded key as a Kafka producer would.
+    pub fn pipe<K, V>(
+        &self,
+        topic: &str,
+        serde: &RecordSerde<K, V>,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+    ) -> Result<u64, RuntimeError> {
+        let record = serde
+            .to_log_record(key, value, timestamp)
+            .map_err(|reason| RuntimeError::Config {
+                field: "pipe",
+                reason,
+            })?;
+        let partitions = self
+            .log
+            .topic(topic)
+            .ok_or_else(|| crate::error::LogError::UnknownTopic {
+                topic: topic.to_string(),
+            })?
+            .partitions;
+        let partition = partition_for_key(record.key.as_deref().unwrap_or_default(), partitions);
+        self.pipe_raw(topic, partition, record)
+    }
+
+    /// Processes and commits until no task has input or due timers left; returns the records
+    /// and timers handled.
+    pub fn run_until_idle(&mut self) -> Result<usize, RuntimeError> {
+        let mut total = 0;
+        loop {
+            let handled = self.process_once()?;
+            self.commit_all()?;
+            total += handled;
+            if handled == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One poll of every task, without committing (see [`Self::crash`]).
+    pub fn process_once(&mut self) -> Result<usize, RuntimeError> {
+        let now_ms = self.clock.now_ms();
+        let mut handled = 0;
+        for task in &mut self.tasks {
+            handled += task.poll(&self.log, now_ms)?;
+        }
+        Ok(handled)
+    }
+
+    pub fn commit_all(&mut self) -> Result<(), RuntimeError> {
+        for task in &mut self.tasks {
+            task.commit(&self.log)?;
+        }
+        Ok(())
+    }
+
+    /// Moves wall-clock time forward and runs until idle, so due timers fire.
+    pub fn advance_wall_clock(&mut self, milliseconds: i64) -> Result<usize, RuntimeError> {
+        self.clock.advance_ms(milliseconds);
+        self.run_until_idle()
+    }
+
+    /// Simulates a crash: drops every uncommitted change and reopens the tasks from the last
+    /// commit, as a process restart would.
+    pub fn crash(&mut self) -> Result<(), RuntimeError> {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.open_tasks()
+    }
+
+    /// Every record of a topic not read before by this driver, in partition then offset order.
+    pub fn read_raw(&mut self, topic: &str) -> Result<Vec<(u32, StoredRecord)>, RuntimeError> {
+        let spec = self
+            .log
+            .topic(topic)
+            .ok_or_else(|| crate::error::LogError::UnknownTopic {
+                topic: topic.to_string(),
+            })?;
+        let mut records = Vec::new();
+        for partition in 0..spec.partitions {
+            let position = self
+                .read_positions
+                .entry((topic.to_string(), partition))
+                .or_insert(0);
+            loop {
+                let batch = self.log.fetch(topic, partition, *position, 10_000)?;
+                let Some(last) = batch.last() else {
+                    break;
+                };
+                *position = last.offset + 1;
+                records.extend(batch.into_iter().map(|record| (partition, record)));
+            }
+        }
+        Ok(records)
+    }
+
+    /// Like [`Self::read_raw`], decoded.
+    pub fn read<K, V>(
+        &mut self,
+        topic: &str,
+        serde: &RecordSerde<K, V>,
+    ) -> Result<Vec<Record<K, V>>, RuntimeError> {
+        self.read_raw(topic)?
+            .into_iter()
+            .map(|(_, stored)| {
+                let (key, value) =
+                    serde
+                        .decode(&stored.record)
+                        .map_err(|reason| RuntimeError::Config {
+                            field: "read",
+                            reason: format!("{topic} offset {}: {reason}", stored.offset),
+                        })?;
+                Ok(Record {
+                    key,
+                    value,
+                    timestamp: stored.record.timestamp,
+                    headers: stored.record.headers,
+                })
+            })
+            .collect()
+    }
+
+    /// The committed contents of a key-value store, over every partition, in partition order.
+    pub fn store_entries<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+    ) -> Result<Vec<(K, V)>, RuntimeError> {
+        let definition = self
+            .topology
+            .store(store)
+            .ok_or_else(|| RuntimeError::Config {
+                field: "store",
+                reason: format!("no store named `{store}`"),
+            })?;
+        let codecs = definition
+            .codecs
+            .downcast_ref::<TypedStoreCodecs<K, V>>()
+            .ok_or_else(|| RuntimeError::Config {
+                field: "store",
+                reason: format!("store `{store}` has other types"),
+            })?;
+        let partitions = self.topology.sub_topologies()[definition.sub_topology].partitions;
+        let engine = self.log.state_engine();
+        let mut entries = Vec::new();
+        for partition in 0..partitions {
+            let space = engine.space(&store_space_name(
+                &self.config.application_id,
+                store,
+                partition,
+            ))?;
+            let view = CommittedKeyValueStore::new(
+                engine,
+                space,
+                StoreCodecs {
+                    name: store,
+                    key: codecs.key.as_ref(),
+                    value: codecs.value.as_ref(),
+                },
+            );
+            entries.extend(view.range(Bound::Unbounded, Bound::Unbounded, usize::MAX)?);
+        }
+        Ok(entries)
+    }
+}

@@ -1,0 +1,157 @@
+//! `orderflow serve`: until the ingress API lands, runs the demo counting topology on the
+//! embedded runtime, with a few malformed records to show the dead-letter path, and reports
+//! what it did.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use orderflow_runtime::{Clock, LogBackend, LogRecord, MetricsRegistry, RunningApp, SystemClock};
+use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs, StringCodec, U64Codec};
+use orderflow_topologies::counter;
+
+use super::counter::{CounterRunArgs, produce_sequences, produced_so_far};
+use super::open_embedded_log;
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Demo input records to produce and count.
+    #[arg(long, default_value_t = 200_000)]
+    pub records: u64,
+    /// Distinct keys in the demo input.
+    #[arg(long, default_value_t = 1_000)]
+    pub keys: u64,
+}
+
+fn progress_bar(length: u64, message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
+pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let log = open_embedded_log(config)?;
+    let topology = Arc::new(counter::topology(counter::DEFAULT_PARTITIONS)?);
+    println!("orderflow (embedded) — data in {}", config.data_dir.display());
+    println!("{}", topology.describe());
+    let metrics = MetricsRegistry::new();
+    let started = Instant::now();
+    let app = RunningApp::start(
+        topology.clone(),
+        log.clone(),
+        config.runtime.clone(),
+        Arc::new(SystemClock),
+        metrics.clone(),
+    )?;
+
+    // Malformed input: a value that is not the expected JSON, and one without a key.
+    let now = SystemClock.now_ms();
+    log.produce(vec![
+        (
+            counter::INPUT_TOPIC.to_string(),
+            0,
+            LogRecord::new(Some(b"key-0".to_vec()), Some(b"not json".to_vec()), now),
+        ),
+        (
+            counter::INPUT_TOPIC.to_string(),
+            1,
+            LogRecord::new(None, Some(br#"{"sequence":1}"#.to_vec()), now),
+        ),
+    ])?;
+
+    let already = produced_so_far(log.as_ref(), counter::DEFAULT_PARTITIONS)?;
+    let produce_args = CounterRunArgs {
+        records: already + args.records,
+        keys: args.keys,
+        rate: 0,
+        batch: 1_000,
+        partitions: counter::DEFAULT_PARTITIONS,
+    };
+    let produce_bar = progress_bar(args.records, "produced");
+    let stop = AtomicBool::new(false);
+    produce_sequences(
+        log.as_ref(),
+        already,
+        already + args.records,
+        &produce_args,
+        &stop,
+        &|count| produce_bar.inc(count),
+    )?;
+    produce_bar.finish();
+
+    let total_lag = app.lag()?;
+    let process_bar = progress_bar(total_lag, "counted");
+    loop {
+        let lag = app.lag()?;
+        process_bar.set_position(total_lag.saturating_sub(lag));
+        if lag == 0 || !app.is_healthy() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    process_bar.finish();
+    let elapsed = started.elapsed();
+    app.shutdown()?;
+
+    let summary = metrics.summary();
+    println!();
+    println!(
+        "processed {} records in {:.2?} ({:.0} records/s), {} outputs, {} commits",
+        summary.records_in,
+        elapsed,
+        summary.records_in as f64 / elapsed.as_secs_f64(),
+        summary.records_out,
+        summary.commits
+    );
+    println!(
+        "dead letters: {} (see `orderflow dlq list`)",
+        summary.dead_letters
+    );
+    let mut counts = Vec::new();
+    let engine = log.state_engine();
+    for partition in 0..counter::DEFAULT_PARTITIONS {
+        let space = engine.space(&orderflow_runtime::topology::store_space_name(
+            &config.runtime.application_id,
+            counter::COUNT_STORE,
+            partition,
+        ))?;
+        let store = CommittedKeyValueStore::new(
+            engine,
+            space,
+            StoreCodecs {
+                name: counter::COUNT_STORE,
+                key: &StringCodec,
+                value: &U64Codec,
+            },
+        );
+        counts.extend(store.all(usize::MAX)?);
+    }
+    counts.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(&right.0)));
+    let total: u64 = counts.iter().map(|(_, count)| count).sum();
+    println!("store `counts`: {} keys, {total} counted in all; top keys:", counts.len());
+    for (key, count) in counts.iter().take(5) {
+        println!("  {key}: {count}");
+    }
+    println!("topics:");
+    for spec in log.topics() {
+        let mut records = 0;
+        for partition in 0..spec.partitions {
+            let offsets = log.offsets(&spec.name, partition)?;
+            records += offsets.end - offsets.log_start;
+        }
+        println!("  {:<24} {} partitions, {records} records", spec.name, spec.partitions);
+    }
+    println!(
+        "inspect with `orderflow topics tail {}` or `orderflow dlq list`; run again to count more",
+        counter::OUTPUT_TOPIC
+    );
+    Ok(())
+}

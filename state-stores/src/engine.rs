@@ -1,0 +1,434 @@
+//! The storage engine: named keyspaces of ordered bytes and atomic multi-keyspace batches.
+//!
+//! Everything durable in embedded mode (topic logs, consumer positions, state stores, timers)
+//! lives in one engine, so one [`WriteBatch`] can commit a task's outputs, state changes, timers
+//! and input positions together: that single atomic write is the embedded exactly-once guarantee.
+//! Two engines share this interface: fjall (durable, the default) and memory (tests, benchmarks).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::config::{Durability, StorageConfig};
+use crate::error::StoreError;
+
+/// A handle to one keyspace of an engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Space {
+    name: Arc<str>,
+    handle: SpaceHandle,
+}
+
+#[derive(Clone)]
+enum SpaceHandle {
+    Fjall(fjall::Keyspace),
+    Memory,
+}
+
+impl std::fmt::Debug for Space {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_tuple("Space").field(&self.name).finish()
+    }
+}
+
+impl Space {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Writes to apply atomically: all of them become visible and durable together, or none do.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    writes: Vec<(Space, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&mut self, space: &Space, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.push((space.clone(), key, Some(value)));
+    }
+
+    pub fn delete(&mut self, space: &Space, key: Vec<u8>) {
+        self.writes.push((space.clone(), key, None));
+    }
+
+    /// `Some(value)` puts, `None` deletes.
+    pub fn write(&mut self, space: &Space, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.writes.push((space.clone(), key, value));
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+type MemorySpaces = HashMap<Arc<str>, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// An engine: fjall on disk or ordered maps in memory. Cheap to clone; clones share the data.
+#[derive(Clone)]
+pub struct StorageEngine {
+    inner: EngineInner,
+}
+
+#[derive(Clone)]
+enum EngineInner {
+    Fjall {
+        database: fjall::Database,
+        path: PathBuf,
+        memtable_bytes: u64,
+    },
+    Memory(Arc<RwLock<MemorySpaces>>),
+}
+
+impl std::fmt::Debug for StorageEngine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            EngineInner::Fjall { path, .. } => write!(formatter, "StorageEngine::Fjall({path:?})"),
+            EngineInner::Memory(_) => write!(formatter, "StorageEngine::Memory"),
+        }
+    }
+}
+
+impl StorageEngine {
+    /// Opens (or creates) a fjall database in `path`.
+    pub fn open_fjall(path: &Path, config: &StorageConfig) -> Result<Self, StoreError> {
+        let open_error = |source| match source {
+            fjall::Error::Locked => StoreError::Locked {
+                path: path.to_path_buf(),
+            },
+            source => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        };
+        std::fs::create_dir_all(path).map_err(|error| open_error(fjall::Error::from(error)))?;
+        let database = fjall::Database::builder(path)
+            .cache_size(config.block_cache_mib * 1024 * 1024)
+            .max_journaling_size(config.max_journal_mib.max(64) * 1024 * 1024)
+            .worker_threads(config.worker_threads.max(1))
+            // The runtime decides when a commit is persisted (Durability), not fjall.
+            .manual_journal_persist(true)
+            .open()
+            .map_err(open_error)?;
+        Ok(Self {
+            inner: EngineInner::Fjall {
+                database,
+                path: path.to_path_buf(),
+                memtable_bytes: config.memtable_mib.max(1) * 1024 * 1024,
+            },
+        })
+    }
+
+    /// A fresh engine in memory. Clones share it, so a "restart" can reopen the same data.
+    pub fn in_memory() -> Self {
+        Self {
+            inner: EngineInner::Memory(Arc::default()),
+        }
+    }
+
+    pub fn is_durable(&self) -> bool {
+        matches!(self.inner, EngineInner::Fjall { .. })
+    }
+
+    /// Opens a keyspace, creating it if needed.
+    pub fn space(&self, name: &str) -> Result<Space, StoreError> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(StoreError::InvalidName {
+                name: name.to_string(),
+                reason: "keyspace names are 1 to 255 bytes",
+            });
+        }
+        let handle = match &self.inner {
+            EngineInner::Fjall {
+                database,
+                memtable_bytes,
+                ..
+            } => {
+                let memtable_bytes = *memtable_bytes;
+                let keyspace = database
+                    .keyspace(name, || {
+                        fjall::KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
+                    })
+                    .map_err(|source| StoreError::Io {
+                        space: name.to_string(),
+                        source,
+                    })?;
+                SpaceHandle::Fjall(keyspace)
+            }
+            EngineInner::Memory(spaces) => {
+                let mut spaces = spaces.write().expect("memory engine lock poisoned");
+                spaces.entry(Arc::from(name)).or_default();
+                SpaceHandle::Memory
+            }
+        };
+        Ok(Space {
+            name: Arc::from(name),
+            handle,
+        })
+    }
+
+    /// Names of every keyspace that exists.
+    pub fn space_names(&self) -> Vec<String> {
+        match &self.inner {
+            EngineInner::Fjall { database, .. } => database
+                .list_keyspace_names()
+                .into_iter()
+                .map(|name| name.to_string())
+                .collect(),
+            EngineInner::Memory(spaces) => spaces
+                .read()
+                .expect("memory engine lock poisoned")
+                .keys()
+                .map(|name| name.to_string())
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, space: &Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match (&self.inner, &space.handle) {
+            (_, SpaceHandle::Fjall(keyspace)) => keyspace
+                .get(key)
+                .map(|value| value.map(|slice| slice.to_vec()))
+                .map_err(|source| io_error(space, source)),
+            (EngineInner::Memory(spaces), SpaceHandle::Memory) => Ok(spaces
+                .read()
+                .expect("memory engine lock poisoned")
+                .get(&space.name)
+                .and_then(|map| map.get(key).cloned())),
+            (EngineInner::Fjall { .. }, SpaceHandle::Memory) => unreachable_mix(),
+        }
+    }
+
+    /// Visits the entries of `space` within the bounds in key order (reverse order if `reverse`),
+    /// until the visitor breaks.
+    pub fn scan(
+        &self,
+        space: &Space,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        if bounds_are_empty(lower, upper) {
+            return Ok(());
+        }
+        match (&self.inner, &space.handle) {
+            (_, SpaceHandle::Fjall(keyspace)) => {
+                let iterator = keyspace.range::<&[u8], _>((lower, upper));
+                let mut visit = |guard: fjall::Guard| -> Result<ControlFlow<()>, StoreError> {
+                    let (key, value) = guard
+                        .into_inner()
+                        .map_err(|source| io_error(space, source))?;
+                    Ok(visitor(&key, &value))
+                };
+                if reverse {
+                    for guard in iterator.rev() {
+                        if visit(guard)?.is_break() {
+                            break;
+                        }
+                    }
+                } else {
+                    for guard in iterator {
+                        if visit(guard)?.is_break() {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            (EngineInner::Memory(spaces), SpaceHandle::Memory) => {
+                let spaces = spaces.read().expect("memory engine lock poisoned");
+                let Some(map) = spaces.get(&space.name) else {
+                    return Ok(());
+                };
+                let range = map.range::<[u8], _>((lower, upper));
+                if reverse {
+                    for (key, value) in range.rev() {
+                        if visitor(key, value).is_break() {
+                            break;
+                        }
+                    }
+                } else {
+                    for (key, value) in range {
+                        if visitor(key, value).is_break() {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            (EngineInner::Fjall { .. }, SpaceHandle::Memory) => unreachable_mix(),
+        }
+    }
+
+    /// The first entry at or after `lower` and before `upper`.
+    pub fn first_in(
+        &self,
+        space: &Space,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut found = None;
+        self.scan(space, lower, upper, false, &mut |key, value| {
+            found = Some((key.to_vec(), value.to_vec()));
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// The last entry within the bounds.
+    pub fn last_in(
+        &self,
+        space: &Space,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut found = None;
+        self.scan(space, lower, upper, true, &mut |key, value| {
+            found = Some((key.to_vec(), value.to_vec()));
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// An estimate of the number of keys in a keyspace (exact in memory).
+    pub fn approximate_len(&self, space: &Space) -> u64 {
+        match (&self.inner, &space.handle) {
+            (_, SpaceHandle::Fjall(keyspace)) => keyspace.approximate_len() as u64,
+            (EngineInner::Memory(spaces), SpaceHandle::Memory) => spaces
+                .read()
+                .expect("memory engine lock poisoned")
+                .get(&space.name)
+                .map_or(0, |map| map.len() as u64),
+            (EngineInner::Fjall { .. }, SpaceHandle::Memory) => 0,
+        }
+    }
+
+    /// Bytes on disk of a keyspace (an estimate of the payload size in memory).
+    pub fn disk_space(&self, space: &Space) -> u64 {
+        match (&self.inner, &space.handle) {
+            (_, SpaceHandle::Fjall(keyspace)) => keyspace.disk_space(),
+            (EngineInner::Memory(spaces), SpaceHandle::Memory) => spaces
+                .read()
+                .expect("memory engine lock poisoned")
+                .get(&space.name)
+                .map_or(0, |map| {
+                    map.iter()
+                        .map(|(key, value)| (key.len() + value.len()) as u64)
+                        .sum()
+                }),
+            (EngineInner::Fjall { .. }, SpaceHandle::Memory) => 0,
+        }
+    }
+
+    /// Applies every write of the batch atomically, then makes it as durable as asked.
+    pub fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let writes = batch.writes.len();
+        match &self.inner {
+            EngineInner::Fjall { database, .. } => {
+                let mut fjall_batch = database.batch().durability(Some(match durability {
+                    Durability::Buffered => fjall::PersistMode::Buffer,
+                    Durability::Fsync => fjall::PersistMode::SyncData,
+                }));
+                for (space, key, value) in batch.writes {
+                    let SpaceHandle::Fjall(keyspace) = &space.handle else {
+                        unreachable_mix()
+                    };
+                    match value {
+                        Some(value) => fjall_batch.insert(keyspace, key, value),
+                        None => fjall_batch.remove(keyspace, key),
+                    }
+                }
+                fjall_batch
+                    .commit()
+                    .map_err(|source| StoreError::Commit { writes, source })
+            }
+            EngineInner::Memory(spaces) => {
+                let mut spaces = spaces.write().expect("memory engine lock poisoned");
+                for (space, key, value) in batch.writes {
+                    let map = spaces.entry(space.name.clone()).or_default();
+                    match value {
+                        Some(value) => {
+                            map.insert(key, value);
+                        }
+                        None => {
+                            map.remove(&key);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forces everything committed so far to disk.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            EngineInner::Fjall { database, .. } => database
+                .persist(fjall::PersistMode::SyncAll)
+                .map_err(|source| StoreError::Commit { writes: 0, source }),
+            EngineInner::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Removes every entry of a keyspace (not atomic with other writes).
+    pub fn clear(&self, space: &Space) -> Result<(), StoreError> {
+        match (&self.inner, &space.handle) {
+            (_, SpaceHandle::Fjall(keyspace)) => {
+                keyspace.clear().map_err(|source| io_error(space, source))
+            }
+            (EngineInner::Memory(spaces), SpaceHandle::Memory) => {
+                if let Some(map) = spaces
+                    .write()
+                    .expect("memory engine lock poisoned")
+                    .get_mut(&space.name)
+                {
+                    map.clear();
+                }
+                Ok(())
+            }
+            (EngineInner::Fjall { .. }, SpaceHandle::Memory) => unreachable_mix(),
+        }
+    }
+
+    /// Where the database lives, if on disk.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.inner {
+            EngineInner::Fjall { path, .. } => Some(path),
+            EngineInner::Memory(_) => None,
+        }
+    }
+}
+
+fn io_error(space: &Space, source: fjall::Error) -> StoreError {
+    StoreError::Io {
+        space: space.name.to_string(),
+        source,
+    }
+}
+
+fn unreachable_mix() -> ! {
+    panic!("a keyspace handle was used with an engine that did not create it")
+}
+
+fn bounds_are_empty(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(low), Bound::Included(high)) => low > high,
+        (Bound::Included(low), Bound::Excluded(high))
+        | (Bound::Excluded(low), Bound::Included(high))
+        | (Bound::Excluded(low), Bound::Excluded(high)) => low >= high,
+        _ => false,
+    }
+}

@@ -1,0 +1,27 @@
+//! State stores for orderflow.
+//!
+//! - [`engine`]: named keyspaces over fjall (durable) or memory, with atomic batches;
+//! - [`transaction`]: a task's uncommitted writes, read-your-writes, with record savepoints;
+//! - [`key_value`] and [`window`]: the typed store traits processors use;
+//! - [`checkpoint`]: input positions committed with the state they produced;
+//! - [`codec`]: order-preserving key codecs and value codecs.
+
+pub mod checkpoint;
+pub mod codec;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod key_value;
+pub mod transaction;
+pub mod window;
+
+pub use checkpoint::{CheckpointEntry, Checkpoints};
+pub use codec::{BytesCodec, Codec, I64Codec, JsonCodec, StringCodec, U64Codec};
+pub use config::{Durability, StorageConfig};
+pub use engine::{Space, StorageEngine, WriteBatch};
+pub use error::StoreError;
+pub use key_value::{
+    CommittedKeyValueStore, KeyValueStore, StoreCodecs, TransactionalKeyValueStore,
+};
+pub use transaction::{SpaceIndex, StoreTransaction};
+pub use window::{TransactionalWindowStore, WindowRetention, WindowStore, WindowStoreProgress};
