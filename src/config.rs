@@ -86,8 +86,8 @@ pub fn load(
         insert_override(&mut tree, &segments, parse_env_value(&raw_value))
             .with_context(|| format!("environment variable {name}"))?;
     }
-    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
-        .map_err(|error| {
+    let config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|error| {
             let field = error.path().to_string();
             anyhow::anyhow!("invalid configuration: field `{field}`: {}", error.inner())
         })?;
@@ -148,9 +148,15 @@ mod tests {
         let config = load(
             None,
             vec![
-                ("ORDERFLOW__RUNTIME__STREAM_THREADS".to_string(), "3".to_string()),
+                (
+                    "ORDERFLOW__RUNTIME__STREAM_THREADS".to_string(),
+                    "3".to_string(),
+                ),
                 ("ORDERFLOW__DATA_DIR".to_string(), "/tmp/x".to_string()),
-                ("ORDERFLOW__RUNTIME__DURABILITY".to_string(), "buffered".to_string()),
+                (
+                    "ORDERFLOW__RUNTIME__DURABILITY".to_string(),
+                    "buffered".to_string(),
+                ),
                 ("UNRELATED".to_string(), "1".to_string()),
             ],
         )
@@ -167,7 +173,10 @@ mod tests {
     fn unknown_fields_are_refused_by_name() {
         let error = load(
             None,
-            vec![("ORDERFLOW__RUNTIME__STREAM_THRADS".to_string(), "3".to_string())],
+            vec![(
+                "ORDERFLOW__RUNTIME__STREAM_THRADS".to_string(),
+                "3".to_string(),
+            )],
         )
         .unwrap_err()
         .to_string();
@@ -179,7 +188,10 @@ mod tests {
     fn bad_values_name_the_field() {
         let error = load(
             None,
-            vec![("ORDERFLOW__RUNTIME__COMMIT_INTERVAL_MS".to_string(), "soon".to_string())],
+            vec![(
+                "ORDERFLOW__RUNTIME__COMMIT_INTERVAL_MS".to_string(),
+                "soon".to_string(),
+            )],
         )
         .unwrap_err()
         .to_string();
@@ -187,7 +199,10 @@ mod tests {
 
         let error = load(
             None,
-            vec![("ORDERFLOW__RUNTIME__COMMIT_INTERVAL_MS".to_string(), "0".to_string())],
+            vec![(
+                "ORDERFLOW__RUNTIME__COMMIT_INTERVAL_MS".to_string(),
+                "0".to_string(),
+            )],
         )
         .unwrap_err()
         .to_string();

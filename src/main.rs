@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "orderflow", version, about = "Event-driven order management on a Kafka-Streams-style runtime")]
+#[command(
+    name = "orderflow",
+    version,
+    about = "Event-driven order management on a Kafka-Streams-style runtime"
+)]
 struct Cli {
     /// Configuration file (TOML); see deploy/orderflow.example.toml.
     #[arg(long, global = true, env = "ORDERFLOW_CONFIG")]

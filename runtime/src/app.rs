@@ -169,7 +169,11 @@ impl RunningApp {
 
     /// Records not yet committed as processed, over every input partition.
     pub fn lag(&self) -> Result<u64, RuntimeError> {
-        consumer_lag(&self.topology, self.log.as_ref(), &self.config.application_id)
+        consumer_lag(
+            &self.topology,
+            self.log.as_ref(),
+            &self.config.application_id,
+        )
     }
 
     /// Stops the threads after they commit their in-flight work, and flushes the database.

@@ -55,7 +55,9 @@ pub fn dead_letter(failed: &StoredRecord, failure: &Failure<'_>) -> LogRecord {
     record
         .headers
         .push(SOURCE_PARTITION, failure.partition.to_string());
-    record.headers.push(SOURCE_OFFSET, failed.offset.to_string());
+    record
+        .headers
+        .push(SOURCE_OFFSET, failed.offset.to_string());
     record.headers.push(NODE, failure.node);
     record.headers.push(APPLICATION, failure.application_id);
     record

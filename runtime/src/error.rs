@@ -85,13 +85,17 @@ pub enum TopologyError {
     },
     #[error("store `{store}` is declared twice")]
     DuplicateStore { store: String },
-    #[error("processor `{processor}` uses store `{store}`, which is not declared; add it with add_*_store")]
+    #[error(
+        "processor `{processor}` uses store `{store}`, which is not declared; add it with add_*_store"
+    )]
     UnknownStore { processor: String, store: String },
     #[error("store `{0}` is declared but no processor uses it; attach it or remove it")]
     UnattachedStore(String),
     #[error("processor `{0}` is not reachable from any source; connect it to a source")]
     Unreachable(String),
-    #[error("topic `{topic}` is used by a source or sink but not declared; declare it with add_topic")]
+    #[error(
+        "topic `{topic}` is used by a source or sink but not declared; declare it with add_topic"
+    )]
     UndeclaredTopic { topic: String },
     #[error("topic `{topic}` is declared twice with different settings")]
     ConflictingTopic { topic: String },
@@ -108,7 +112,9 @@ pub enum TopologyError {
     NoSource,
     #[error("topic `{topic}` has 0 partitions; a topic needs at least one")]
     ZeroPartitions { topic: String },
-    #[error("a cycle runs through `{0}`; processors form a directed acyclic graph (loop through a topic instead)")]
+    #[error(
+        "a cycle runs through `{0}`; processors form a directed acyclic graph (loop through a topic instead)"
+    )]
     Cycle(String),
 }
 

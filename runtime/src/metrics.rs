@@ -14,6 +14,9 @@ const LATENCY_BUCKETS_MICROS: [u64; 16] = [
     1_000_000, 5_000_000,
 ];
 
+/// A task counter's name, help text and field.
+type CounterField = (&'static str, &'static str, fn(&TaskMetrics) -> &AtomicU64);
+
 /// A lock-free latency histogram with fixed buckets.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
@@ -26,7 +29,10 @@ pub struct LatencyHistogram {
 impl LatencyHistogram {
     pub fn record(&self, elapsed: Duration) {
         let micros = elapsed.as_micros() as u64;
-        match LATENCY_BUCKETS_MICROS.iter().position(|bound| micros <= *bound) {
+        match LATENCY_BUCKETS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+        {
             Some(bucket) => self.buckets[bucket].fetch_add(1, Ordering::Relaxed),
             None => self.overflow.fetch_add(1, Ordering::Relaxed),
         };
@@ -65,7 +71,11 @@ impl LatencyHistogram {
                 bound as f64 / 1_000_000.0
             );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count());
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            self.count()
+        );
         let _ = writeln!(
             out,
             "{name}_sum{{{labels}}} {}",
@@ -161,13 +171,37 @@ impl MetricsRegistry {
     pub fn render_prometheus(&self, application_id: &str) -> String {
         let mut out = String::new();
         let tasks = self.tasks.lock().expect("metrics lock poisoned");
-        let counters: [(&str, &str, fn(&TaskMetrics) -> &AtomicU64); 6] = [
-            ("orderflow_task_records_in_total", "Records read by a task.", |task| &task.records_in),
-            ("orderflow_task_records_out_total", "Records written by a task's sinks.", |task| &task.records_out),
-            ("orderflow_task_dead_letters_total", "Records sent to a dead-letter topic.", |task| &task.dead_letters),
-            ("orderflow_task_commits_total", "Commits of a task.", |task| &task.commits),
-            ("orderflow_task_restarts_total", "Restarts of a task after a panic.", |task| &task.restarts),
-            ("orderflow_task_timers_fired_total", "Timers fired by a task.", |task| &task.timers_fired),
+        let counters: [CounterField; 6] = [
+            (
+                "orderflow_task_records_in_total",
+                "Records read by a task.",
+                |task| &task.records_in,
+            ),
+            (
+                "orderflow_task_records_out_total",
+                "Records written by a task's sinks.",
+                |task| &task.records_out,
+            ),
+            (
+                "orderflow_task_dead_letters_total",
+                "Records sent to a dead-letter topic.",
+                |task| &task.dead_letters,
+            ),
+            (
+                "orderflow_task_commits_total",
+                "Commits of a task.",
+                |task| &task.commits,
+            ),
+            (
+                "orderflow_task_restarts_total",
+                "Restarts of a task after a panic.",
+                |task| &task.restarts,
+            ),
+            (
+                "orderflow_task_timers_fired_total",
+                "Timers fired by a task.",
+                |task| &task.timers_fired,
+            ),
         ];
         for (name, help, field) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -195,7 +229,12 @@ impl MetricsRegistry {
             "# HELP orderflow_store_keys Approximate keys in a store partition.\n# TYPE orderflow_store_keys gauge"
         );
         for (task_id, task) in tasks.iter() {
-            for (store, keys) in task.store_keys.lock().expect("metrics lock poisoned").iter() {
+            for (store, keys) in task
+                .store_keys
+                .lock()
+                .expect("metrics lock poisoned")
+                .iter()
+            {
                 let _ = writeln!(
                     out,
                     "orderflow_store_keys{{application=\"{application_id}\",task=\"{task_id}\",store=\"{store}\"}} {keys}"
@@ -206,7 +245,8 @@ impl MetricsRegistry {
             (
                 "orderflow_task_process_seconds",
                 "Time to process one record through a task.",
-                (|task: &TaskMetrics| &task.process_latency) as fn(&TaskMetrics) -> &LatencyHistogram,
+                (|task: &TaskMetrics| &task.process_latency)
+                    as fn(&TaskMetrics) -> &LatencyHistogram,
             ),
             (
                 "orderflow_task_commit_seconds",

@@ -29,7 +29,8 @@ impl Headers {
     }
 
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|value| std::str::from_utf8(value).ok())
+        self.get(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
     }
 
     pub fn remove_prefixed(&mut self, prefix: &str) {
@@ -185,7 +186,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, length: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self.position.checked_add(length).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .position
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len());
         let Some(end) = end else {
             return Err(format!("record truncated in {what}"));
         };

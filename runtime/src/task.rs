@@ -25,9 +25,7 @@ use crate::partitioner::partition_for_key;
 use crate::processor::ErasedRecord;
 use crate::record::{LogRecord, RecordMetadata, StoredRecord};
 use crate::timers::{self, TimerKind};
-use crate::topology::{
-    ErasedProcessor, NodeKind, Topology, TypedStoreCodecs, store_space_name,
-};
+use crate::topology::{ErasedProcessor, NodeKind, Topology, TypedStoreCodecs, store_space_name};
 
 /// Identifies a task: sub-topology and partition, written `1_3` as in Kafka Streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,7 +202,10 @@ pub struct Task {
 
 impl std::fmt::Debug for Task {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Task").field("id", &self.id).finish()
+        formatter
+            .debug_struct("Task")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -263,11 +264,12 @@ impl Task {
             if let NodeKind::Source { topic, .. } = &node.kind
                 && in_task
             {
-                let next_offset = match log.committed_position(&application_id, topic, id.partition)? {
-                    Some(position) => position,
-                    // No commit yet: start from the earliest record (auto.offset.reset=earliest).
-                    None => log.offsets(topic, id.partition)?.log_start,
-                };
+                let next_offset =
+                    match log.committed_position(&application_id, topic, id.partition)? {
+                        Some(position) => position,
+                        // No commit yet: start from the earliest record (auto.offset.reset=earliest).
+                        None => log.offsets(topic, id.partition)?.log_start,
+                    };
                 inputs.push(Input {
                     source_node: index,
                     topic: topic.clone(),
@@ -321,7 +323,8 @@ impl Task {
     pub fn should_commit(&self, now_ms: i64) -> bool {
         self.dirty
             && (self.uncommitted_records >= self.config.commit_max_records
-                || now_ms.saturating_sub(self.last_commit_ms) >= self.config.commit_interval_ms as i64)
+                || now_ms.saturating_sub(self.last_commit_ms)
+                    >= self.config.commit_interval_ms as i64)
     }
 
     /// Reads more input when buffers run dry, processes up to one batch of records in timestamp
@@ -352,7 +355,10 @@ impl Task {
                 .iter()
                 .enumerate()
                 .filter_map(|(index, input)| {
-                    input.buffer.front().map(|record| (record.record.timestamp, index))
+                    input
+                        .buffer
+                        .front()
+                        .map(|record| (record.record.timestamp, index))
                 })
                 .min();
             let Some((_, input_index)) = next else {
@@ -480,8 +486,8 @@ impl Task {
                     }
                 }
                 NodeKind::Sink { topic, encode } => {
-                    let (key, value) = encode(record.key.as_ref(), record.value.as_ref())
-                        .map_err(|message| {
+                    let (key, value) =
+                        encode(record.key.as_ref(), record.value.as_ref()).map_err(|message| {
                             (
                                 node,
                                 ProcessError::Encode {
@@ -547,9 +553,11 @@ impl Task {
                 failed_at_ms: self.core.clock.now_ms(),
             },
         );
-        self.core
-            .outputs
-            .push((input.dead_letter_topic.clone(), self.id.partition, dead_letter));
+        self.core.outputs.push((
+            input.dead_letter_topic.clone(),
+            self.id.partition,
+            dead_letter,
+        ));
         self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -635,10 +643,16 @@ impl Task {
         self.dirty = false;
         self.uncommitted_records = 0;
         self.last_commit_ms = self.core.clock.now_ms();
-        self.metrics.records_out.fetch_add(produced, Ordering::Relaxed);
+        self.metrics
+            .records_out
+            .fetch_add(produced, Ordering::Relaxed);
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         self.metrics.commit_latency.record(started.elapsed());
-        let mut store_keys = self.metrics.store_keys.lock().expect("metrics lock poisoned");
+        let mut store_keys = self
+            .metrics
+            .store_keys
+            .lock()
+            .expect("metrics lock poisoned");
         for (name, handle) in &self.core.stores {
             store_keys.insert(
                 name.clone(),

@@ -110,8 +110,15 @@ impl TopologyTestDriver {
     }
 
     /// Appends a raw record to a topic partition (committed at once, like a producer's send).
-    pub fn pipe_raw(&self, topic: &str, partition: u32, record: LogRecord) -> Result<u64, RuntimeError> {
-        let offsets = self.log.produce(vec![(topic.to_string(), partition, record)])?;
+    pub fn pipe_raw(
+        &self,
+        topic: &str,
+        partition: u32,
+        record: LogRecord,
+    ) -> Result<u64, RuntimeError> {
+        let offsets = self
+            .log
+            .produce(vec![(topic.to_string(), partition, record)])?;
         Ok(offsets[0])
     }
 

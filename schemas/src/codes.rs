@@ -167,6 +167,19 @@ mod tests {
         assert!(CouponCode::parse(&"A".repeat(33)).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn sku_accepts_exactly_its_alphabet_and_length(input in "[A-Z0-9_-]{0,70}|\\PC{0,70}") {
+            let expected = (1..=Sku::MAX_LEN).contains(&input.len()) && input.bytes().all(is_code_byte);
+            let parsed = Sku::parse(&input);
+            proptest::prop_assert_eq!(parsed.is_ok(), expected, "{:?}", input);
+            if let Ok(sku) = parsed {
+                let json = serde_json::to_string(&sku).unwrap();
+                proptest::prop_assert_eq!(serde_json::from_str::<Sku>(&json).unwrap(), sku);
+            }
+        }
+    }
+
     #[test]
     fn deserialize_validates() {
         assert_eq!(

@@ -64,15 +64,18 @@ pub trait Message:
     /// Business-rule validation; see [`crate::validation`].
     fn validate(&self) -> Result<(), ValidationError>;
 
-    /// Decodes the `payload` object of a record whose header says `message_type` at
-    /// `schema_version`. Called only for types in [`Message::TYPES`] and supported versions.
+    /// Plumbing for [`Envelope::decode_json`]; callers use that instead. Decodes the `payload`
+    /// object of a record whose header says `message_type` at `schema_version` (the place to
+    /// upcast old versions once a type has more than one). Called only for types in
+    /// [`Message::TYPES`] and supported versions.
     fn deserialize_payload<'de, D: Deserializer<'de>>(
         message_type: &str,
         schema_version: u16,
         payload: D,
     ) -> Result<Self, D::Error>;
 
-    /// Encodes this message's variant struct: the envelope's `payload` object.
+    /// Plumbing for [`Envelope::encode_json`]: encodes this message's variant struct, which is
+    /// the envelope's `payload` object.
     fn serialize_payload<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
 }
 

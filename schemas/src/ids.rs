@@ -338,6 +338,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn generate_embeds_the_clamped_time_and_round_trips(millis in proptest::prelude::any::<i64>()) {
+            let id = OrderId::generate(millis);
+            proptest::prop_assert_eq!(id.unix_millis(), millis.clamp(0, MAX_UUID_V7_UNIX_MILLIS));
+            proptest::prop_assert_eq!(id.to_string().parse::<OrderId>(), Ok(id));
+            proptest::prop_assert_eq!(OrderId::from_uuid(*id.as_uuid()), Ok(id));
+        }
+
+        #[test]
+        fn exactly_v7_rfc_uuids_parse(bytes in proptest::prelude::any::<[u8; 16]>()) {
+            let uuid = Uuid::from_bytes(bytes);
+            let is_v7 = uuid.get_version_num() == 7 && uuid.get_variant() == uuid::Variant::RFC4122;
+            let parsed = uuid.hyphenated().to_string().parse::<EventId>();
+            proptest::prop_assert_eq!(parsed.is_ok(), is_v7);
+            proptest::prop_assert_eq!(EventId::from_uuid(uuid).is_ok(), is_v7);
+        }
+    }
+
     #[test]
     fn schema_is_a_uuid_string() {
         let schema = schemars::schema_for!(OrderId);

@@ -499,6 +499,16 @@ mod tests {
         }
 
         #[test]
+        fn display_shows_exactly_the_amount(a in any::<i64>(), currency in any_currency()) {
+            let text = Money::new(a, currency).to_string();
+            let (number, code) = text.split_once(' ').unwrap();
+            prop_assert_eq!(code, currency.code());
+            let decimals = number.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+            prop_assert_eq!(decimals, usize::from(currency.minor_unit_exponent()));
+            prop_assert_eq!(number.replace('.', "").parse::<i128>().unwrap(), i128::from(a));
+        }
+
+        #[test]
         fn mul_equals_repeated_add(a in any::<i64>(), quantity in 0u32..40) {
             let unit = Money::new(a, Currency::EUR);
             let repeated = (0..quantity).try_fold(Money::zero(Currency::EUR), |total, _| total.checked_add(unit));

@@ -14,13 +14,13 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use orderflow_runtime::{
-    EmbeddedLog, MetricsRegistry, ProcessError, Processor, ProcessorContext, Record,
-    RecordSerde, RunningApp, SystemClock, Topology, TopologyBuilder, TopologyError,
+    EmbeddedLog, MetricsRegistry, ProcessError, Processor, ProcessorContext, Record, RecordSerde,
+    RunningApp, SystemClock, Topology, TopologyBuilder, TopologyError,
 };
 use orderflow_schemas::topic::TopicSpec;
 use orderflow_state_stores::{
-    BytesCodec, Durability, JsonCodec, KeyValueStore, StorageEngine, StoreCodecs,
-    StoreTransaction, StringCodec, TransactionalKeyValueStore, WriteBatch,
+    BytesCodec, Durability, JsonCodec, KeyValueStore, StorageEngine, StoreCodecs, StoreTransaction,
+    StringCodec, TransactionalKeyValueStore, WriteBatch,
 };
 use orderflow_topologies::counter::{self, CounterInput};
 use serde::Serialize;
@@ -169,7 +169,11 @@ pub fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_engine(config: &Config, args: &BenchArgs, directory: &Path) -> anyhow::Result<StorageEngine> {
+fn open_engine(
+    config: &Config,
+    args: &BenchArgs,
+    directory: &Path,
+) -> anyhow::Result<StorageEngine> {
     if args.memory {
         return Ok(StorageEngine::in_memory());
     }

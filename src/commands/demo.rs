@@ -40,7 +40,10 @@ fn progress_bar(length: u64, message: &'static str) -> ProgressBar {
 pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     let log = open_embedded_log(config)?;
     let topology = Arc::new(counter::topology(counter::DEFAULT_PARTITIONS)?);
-    println!("orderflow (embedded) — data in {}", config.data_dir.display());
+    println!(
+        "orderflow (embedded) — data in {}",
+        config.data_dir.display()
+    );
     println!("{}", topology.describe());
     let metrics = MetricsRegistry::new();
     let started = Instant::now();
@@ -136,7 +139,10 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     }
     counts.sort_by(|left, right| right.1.cmp(&left.1).then(left.0.cmp(&right.0)));
     let total: u64 = counts.iter().map(|(_, count)| count).sum();
-    println!("store `counts`: {} keys, {total} counted in all; top keys:", counts.len());
+    println!(
+        "store `counts`: {} keys, {total} counted in all; top keys:",
+        counts.len()
+    );
     for (key, count) in counts.iter().take(5) {
         println!("  {key}: {count}");
     }
@@ -147,7 +153,10 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             let offsets = log.offsets(&spec.name, partition)?;
             records += offsets.end - offsets.log_start;
         }
-        println!("  {:<24} {} partitions, {records} records", spec.name, spec.partitions);
+        println!(
+            "  {:<24} {} partitions, {records} records",
+            spec.name, spec.partitions
+        );
     }
     println!(
         "inspect with `orderflow topics tail {}` or `orderflow dlq list`; run again to count more",

@@ -72,7 +72,10 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
             println!("{:>9} {:>12} {:>12}", "PARTITION", "LOG-START", "END");
             for partition in 0..spec.partitions {
                 let offsets = log.offsets(&topic, partition)?;
-                println!("{partition:>9} {:>12} {:>12}", offsets.log_start, offsets.end);
+                println!(
+                    "{partition:>9} {:>12} {:>12}",
+                    offsets.log_start, offsets.end
+                );
             }
             let positions: Vec<_> = log
                 .group_positions()?
@@ -82,7 +85,10 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
             if positions.is_empty() {
                 println!("no consumer group has committed a position on this topic");
             } else {
-                println!("{:<24} {:>9} {:>12} {:>10}", "GROUP", "PARTITION", "POSITION", "LAG");
+                println!(
+                    "{:<24} {:>9} {:>12} {:>10}",
+                    "GROUP", "PARTITION", "POSITION", "LAG"
+                );
                 for entry in positions {
                     let end = log.offsets(&topic, entry.partition)?.end;
                     println!(
@@ -115,7 +121,9 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
             let mut positions = Vec::new();
             for partition in &partitions {
                 let offsets = log.offsets(&topic, *partition)?;
-                positions.push(offset.unwrap_or(offsets.end.saturating_sub(last).max(offsets.log_start)));
+                positions.push(
+                    offset.unwrap_or(offsets.end.saturating_sub(last).max(offsets.log_start)),
+                );
             }
             loop {
                 for (partition, position) in partitions.iter().zip(positions.iter_mut()) {
@@ -145,7 +153,10 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
 fn print_record(partition: u32, stored: &StoredRecord) {
     let record = &stored.record;
     let key = record.key.as_deref().map_or("null".to_string(), printable);
-    let value = record.value.as_deref().map_or("null".to_string(), printable);
+    let value = record
+        .value
+        .as_deref()
+        .map_or("null".to_string(), printable);
     let mut line = format!(
         "partition={partition} offset={} timestamp={} key={key} value={value}",
         stored.offset, record.timestamp

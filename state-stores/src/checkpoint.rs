@@ -50,7 +50,12 @@ impl Checkpoints {
     }
 
     /// The next offset to process, if the group ever committed this partition.
-    pub fn read(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>, StoreError> {
+    pub fn read(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, StoreError> {
         let key = Self::key(group, topic, partition);
         match self.engine.get(&self.space, &key)? {
             Some(bytes) => Ok(Some(self.decode_offset(&bytes)?)),
@@ -106,10 +111,12 @@ impl Checkpoints {
     }
 
     fn decode_offset(&self, bytes: &[u8]) -> Result<u64, StoreError> {
-        let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::CorruptCheckpoint {
-            space: CHECKPOINT_SPACE.to_string(),
-            reason: format!("offset has {} bytes, expected 8", bytes.len()),
-        })?;
+        let array: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| StoreError::CorruptCheckpoint {
+                space: CHECKPOINT_SPACE.to_string(),
+                reason: format!("offset has {} bytes, expected 8", bytes.len()),
+            })?;
         Ok(u64::from_be_bytes(array))
     }
 
@@ -130,7 +137,8 @@ impl Checkpoints {
             .iter()
             .position(|byte| *byte == 0)
             .ok_or_else(|| corrupt("missing separator between group and topic"))?;
-        let group = std::str::from_utf8(&names[..separator]).map_err(|_| corrupt("group not UTF-8"))?;
+        let group =
+            std::str::from_utf8(&names[..separator]).map_err(|_| corrupt("group not UTF-8"))?;
         let topic =
             std::str::from_utf8(&names[separator + 1..]).map_err(|_| corrupt("topic not UTF-8"))?;
         Ok(CheckpointEntry {

@@ -13,6 +13,12 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Durability, StorageConfig};
 use crate::error::StoreError;
 
+/// Called for each entry of a scan, in key order; `Break` stops the scan.
+pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// A handle to one keyspace of an engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Space {
@@ -216,7 +222,7 @@ impl StorageEngine {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visitor: &mut ScanVisitor<'_>,
     ) -> Result<(), StoreError> {
         if bounds_are_empty(lower, upper) {
             return Ok(());
@@ -276,7 +282,7 @@ impl StorageEngine {
         space: &Space,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Option<Entry>, StoreError> {
         let mut found = None;
         self.scan(space, lower, upper, false, &mut |key, value| {
             found = Some((key.to_vec(), value.to_vec()));
@@ -291,7 +297,7 @@ impl StorageEngine {
         space: &Space,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Option<Entry>, StoreError> {
         let mut found = None;
         self.scan(space, lower, upper, true, &mut |key, value| {
             found = Some((key.to_vec(), value.to_vec()));

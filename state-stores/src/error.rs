@@ -43,7 +43,11 @@ pub enum StoreError {
 
 /// Hex of at most the first 32 bytes of a key, for error messages.
 pub(crate) fn key_hex(key: &[u8]) -> String {
-    let mut hex: String = key.iter().take(32).map(|byte| format!("{byte:02x}")).collect();
+    let mut hex: String = key
+        .iter()
+        .take(32)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     if key.len() > 32 {
         hex.push('…');
     }

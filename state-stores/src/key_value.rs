@@ -4,7 +4,7 @@
 use std::ops::{Bound, ControlFlow};
 
 use crate::codec::Codec;
-use crate::engine::{Space, StorageEngine};
+use crate::engine::{ScanVisitor, Space, StorageEngine};
 use crate::error::{StoreError, key_hex};
 use crate::transaction::{SpaceIndex, StoreTransaction};
 
@@ -14,8 +14,12 @@ pub trait KeyValueStore<K, V> {
     fn put(&mut self, key: &K, value: &V) -> Result<(), StoreError>;
     fn delete(&mut self, key: &K) -> Result<(), StoreError>;
     /// Entries with keys within the bounds, in key order, at most `limit` of them.
-    fn range(&self, lower: Bound<&K>, upper: Bound<&K>, limit: usize)
-    -> Result<Vec<(K, V)>, StoreError>;
+    fn range(
+        &self,
+        lower: Bound<&K>,
+        upper: Bound<&K>,
+        limit: usize,
+    ) -> Result<Vec<(K, V)>, StoreError>;
     /// Entries whose encoded key starts with `prefix`, in key order, at most `limit` of them.
     fn prefix_scan(&self, prefix: &[u8], limit: usize) -> Result<Vec<(K, V)>, StoreError>;
     /// An estimate of the number of keys.
@@ -31,17 +35,23 @@ pub struct StoreCodecs<'a, K, V> {
 
 impl<K, V> std::fmt::Debug for StoreCodecs<'_, K, V> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("StoreCodecs").field("name", &self.name).finish()
+        formatter
+            .debug_struct("StoreCodecs")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl<K, V> StoreCodecs<'_, K, V> {
     /// Encodes a key; the engine cannot hold empty keys, so they are refused here.
     pub fn encode_key(&self, key: &K) -> Result<Vec<u8>, StoreError> {
-        let encoded = self.key.encode_to_vec(key).map_err(|message| StoreError::Encode {
-            store: self.name.to_string(),
-            message: format!("key: {message}"),
-        })?;
+        let encoded = self
+            .key
+            .encode_to_vec(key)
+            .map_err(|message| StoreError::Encode {
+                store: self.name.to_string(),
+                message: format!("key: {message}"),
+            })?;
         if encoded.is_empty() {
             return Err(StoreError::EmptyKey {
                 store: self.name.to_string(),
@@ -60,19 +70,23 @@ impl<K, V> StoreCodecs<'_, K, V> {
     }
 
     pub fn decode_key(&self, bytes: &[u8]) -> Result<K, StoreError> {
-        self.key.decode(bytes).map_err(|message| StoreError::Decode {
-            store: self.name.to_string(),
-            key_hex: key_hex(bytes),
-            message: format!("key: {message}"),
-        })
+        self.key
+            .decode(bytes)
+            .map_err(|message| StoreError::Decode {
+                store: self.name.to_string(),
+                key_hex: key_hex(bytes),
+                message: format!("key: {message}"),
+            })
     }
 
     pub fn decode_value(&self, key: &[u8], bytes: &[u8]) -> Result<V, StoreError> {
-        self.value.decode(bytes).map_err(|message| StoreError::Decode {
-            store: self.name.to_string(),
-            key_hex: key_hex(key),
-            message: format!("value: {message}"),
-        })
+        self.value
+            .decode(bytes)
+            .map_err(|message| StoreError::Decode {
+                store: self.name.to_string(),
+                key_hex: key_hex(key),
+                message: format!("value: {message}"),
+            })
     }
 
     fn encode_bound(&self, bound: Bound<&K>) -> Result<Bound<Vec<u8>>, StoreError> {
@@ -84,12 +98,8 @@ impl<K, V> StoreCodecs<'_, K, V> {
     }
 }
 
-type Scanner<'s> = dyn Fn(
-        Bound<&[u8]>,
-        Bound<&[u8]>,
-        &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StoreError>
-    + 's;
+type Scanner<'s> =
+    dyn Fn(Bound<&[u8]>, Bound<&[u8]>, &mut ScanVisitor<'_>) -> Result<(), StoreError> + 's;
 
 /// Collects decoded entries from a byte-level scan.
 fn collect_scan<K, V>(
@@ -180,9 +190,7 @@ impl<'a, K, V> TransactionalKeyValueStore<'a, K, V> {
         upper: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(K, V)>, StoreError> {
-        let scanner = |lower: Bound<&[u8]>,
-                       upper: Bound<&[u8]>,
-                       visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>| {
+        let scanner = |lower: Bound<&[u8]>, upper: Bound<&[u8]>, visitor: &mut ScanVisitor<'_>| {
             self.transaction.scan(self.space, lower, upper, visitor)
         };
         collect_scan(&self.codecs, &scanner, lower, upper, limit)
@@ -278,9 +286,7 @@ impl<'a, K, V> CommittedKeyValueStore<'a, K, V> {
     ) -> Result<Vec<(K, V)>, StoreError> {
         let lower = self.codecs.encode_bound(lower)?;
         let upper = self.codecs.encode_bound(upper)?;
-        let scanner = |lower: Bound<&[u8]>,
-                       upper: Bound<&[u8]>,
-                       visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>| {
+        let scanner = |lower: Bound<&[u8]>, upper: Bound<&[u8]>, visitor: &mut ScanVisitor<'_>| {
             self.engine.scan(&self.space, lower, upper, false, visitor)
         };
         collect_scan(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
-use crate::engine::{Space, StorageEngine, WriteBatch};
+use crate::engine::{ScanVisitor, Space, StorageEngine, WriteBatch};
 use crate::error::StoreError;
 
 /// Index of a keyspace registered with a transaction.
@@ -51,7 +51,11 @@ impl StoreTransaction {
 
     /// Registers a keyspace (opening it if needed) and returns its index.
     pub fn register(&mut self, space_name: &str) -> Result<SpaceIndex, StoreError> {
-        if let Some(index) = self.spaces.iter().position(|space| space.name() == space_name) {
+        if let Some(index) = self
+            .spaces
+            .iter()
+            .position(|space| space.name() == space_name)
+        {
             return Ok(index);
         }
         let space = self.engine.space(space_name)?;
@@ -95,7 +99,7 @@ impl StoreTransaction {
         index: SpaceIndex,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visitor: &mut ScanVisitor<'_>,
     ) -> Result<(), StoreError> {
         let overlay = &self.overlays[index];
         let empty_range = match (lower, upper) {
@@ -109,8 +113,12 @@ impl StoreTransaction {
         }
         let mut overlay_entries = overlay.range::<[u8], _>((lower, upper)).peekable();
         let mut stopped = false;
-        self.engine
-            .scan(&self.spaces[index], lower, upper, false, &mut |key, value| {
+        self.engine.scan(
+            &self.spaces[index],
+            lower,
+            upper,
+            false,
+            &mut |key, value| {
                 // Emit overlay entries that sort before this engine key first.
                 while let Some((overlay_key, overlay_value)) = overlay_entries.peek() {
                     if overlay_key.as_slice() > key {
@@ -134,7 +142,8 @@ impl StoreTransaction {
                     stopped = true;
                 }
                 flow
-            })?;
+            },
+        )?;
         if stopped {
             return Ok(());
         }
@@ -192,12 +201,13 @@ impl StoreTransaction {
     /// An estimate of the keys in a keyspace, counting uncommitted writes.
     pub fn approximate_len(&self, index: SpaceIndex) -> u64 {
         let committed = self.engine.approximate_len(&self.spaces[index]);
-        let (puts, deletes) = self.overlays[index]
-            .values()
-            .fold((0u64, 0u64), |(puts, deletes), value| match value {
+        let (puts, deletes) = self.overlays[index].values().fold(
+            (0u64, 0u64),
+            |(puts, deletes), value| match value {
                 Some(_) => (puts + 1, deletes),
                 None => (puts, deletes + 1),
-            });
+            },
+        );
         (committed + puts).saturating_sub(deletes)
     }
 }

@@ -11,6 +11,9 @@ use crate::error::StoreError;
 use crate::key_value::StoreCodecs;
 use crate::transaction::{SpaceIndex, StoreTransaction};
 
+/// Called for each window of a scan: raw key, window start, raw value.
+type WindowVisitor<'a> = dyn FnMut(&[u8], i64, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// A typed window store.
 pub trait WindowStore<K, V> {
     /// Stores the value of `key`'s window starting at `window_start` (milliseconds). A window
@@ -147,7 +150,7 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
         upper: &[u8],
         from: i64,
         to: i64,
-        visit: &mut dyn FnMut(&[u8], i64, &[u8]) -> Result<(), StoreError>,
+        visit: &mut WindowVisitor<'_>,
     ) -> Result<(), StoreError> {
         let mut error = None;
         self.transaction.scan(
@@ -176,9 +179,10 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
 
 impl<K, V> WindowStore<K, V> for TransactionalWindowStore<'_, K, V> {
     fn put(&mut self, key: &K, window_start: i64, value: &V) -> Result<bool, StoreError> {
-        let observed = self.progress.observed_time.map_or(window_start, |observed| {
-            observed.max(window_start)
-        });
+        let observed = self
+            .progress
+            .observed_time
+            .map_or(window_start, |observed| observed.max(window_start));
         self.progress.observed_time = Some(observed);
         self.expire()?;
         if let Some(oldest_start) = self.oldest_retained_start()

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use orderflow_state_stores::{
-    BytesCodec, Checkpoints, Durability, KeyValueStore, StorageConfig, StorageEngine,
-    StoreCodecs, StoreTransaction, TransactionalKeyValueStore, WriteBatch,
+    BytesCodec, Checkpoints, Durability, KeyValueStore, StorageConfig, StorageEngine, StoreCodecs,
+    StoreTransaction, TransactionalKeyValueStore, WriteBatch,
 };
 use proptest::prelude::*;
 
@@ -117,7 +117,10 @@ fn run_model(mut harness: Harness, operations: Vec<Operation>) -> Result<(), Tes
                 pending.remove(&key);
             }
             Operation::Get(key) => {
-                prop_assert_eq!(harness.store().get(&key).unwrap(), pending.get(&key).cloned());
+                prop_assert_eq!(
+                    harness.store().get(&key).unwrap(),
+                    pending.get(&key).cloned()
+                );
             }
             Operation::Range(low, high) => {
                 let expected: Vec<_> = if low <= high {
@@ -140,7 +143,10 @@ fn run_model(mut harness: Harness, operations: Vec<Operation>) -> Result<(), Tes
                     .filter(|(key, _)| key.starts_with(&prefix))
                     .map(|(key, value)| (key.clone(), value.clone()))
                     .collect();
-                prop_assert_eq!(harness.store().prefix_scan(&prefix, usize::MAX).unwrap(), expected);
+                prop_assert_eq!(
+                    harness.store().prefix_scan(&prefix, usize::MAX).unwrap(),
+                    expected
+                );
             }
             Operation::Savepoint => {
                 harness.transaction.savepoint();
@@ -197,7 +203,10 @@ proptest! {
 #[test]
 fn empty_keys_are_refused_with_the_store_name() {
     let mut harness = Harness::open(StorageEngine::in_memory(), None);
-    let error = harness.store().put(&Vec::new(), &b"v".to_vec()).unwrap_err();
+    let error = harness
+        .store()
+        .put(&Vec::new(), &b"v".to_vec())
+        .unwrap_err();
     assert!(error.to_string().contains(STORE), "{error}");
 }
 
@@ -215,7 +224,10 @@ fn checkpoints_commit_atomically_with_state_and_survive_reopen() {
         checkpoints.write(&mut batch, "app", "input", 3, 42);
         engine.commit(batch, Durability::Fsync).unwrap();
         // Written to the overlay but never committed: must not survive.
-        harness.store().put(&b"lost".to_vec(), &b"x".to_vec()).unwrap();
+        harness
+            .store()
+            .put(&b"lost".to_vec(), &b"x".to_vec())
+            .unwrap();
     }
     let engine = StorageEngine::open_fjall(&path, &StorageConfig::default()).unwrap();
     let checkpoints = Checkpoints::open(&engine).unwrap();
@@ -226,6 +238,9 @@ fn checkpoints_commit_atomically_with_state_and_survive_reopen() {
     assert_eq!(listed[0].topic, "input");
     assert_eq!(listed[0].next_offset, 42);
     let mut harness = Harness::open(engine, Some(path));
-    assert_eq!(harness.store().get(&b"k".to_vec()).unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        harness.store().get(&b"k".to_vec()).unwrap(),
+        Some(b"v".to_vec())
+    );
     assert_eq!(harness.store().get(&b"lost".to_vec()).unwrap(), None);
 }

@@ -38,14 +38,27 @@ fn fetch_returns_only_the_keys_windows_in_range() {
     };
     let mut store = view(&mut transaction, space, retention, &mut progress);
     for minute in 0..10i64 {
-        store.put(&"a".to_string(), minute * 60_000, &minute).unwrap();
-        store.put(&"b".to_string(), minute * 60_000, &(minute * 100)).unwrap();
+        store
+            .put(&"a".to_string(), minute * 60_000, &minute)
+            .unwrap();
+        store
+            .put(&"b".to_string(), minute * 60_000, &(minute * 100))
+            .unwrap();
     }
     let windows = store.fetch(&"a".to_string(), 120_000, 300_000).unwrap();
-    assert_eq!(windows, vec![(120_000, 2), (180_000, 3), (240_000, 4), (300_000, 5)]);
+    assert_eq!(
+        windows,
+        vec![(120_000, 2), (180_000, 3), (240_000, 4), (300_000, 5)]
+    );
     assert_eq!(store.get(&"b".to_string(), 60_000).unwrap(), Some(100));
     let all = store.fetch_all(540_000, 600_000).unwrap();
-    assert_eq!(all, vec![("a".to_string(), 540_000, 9), ("b".to_string(), 540_000, 900)]);
+    assert_eq!(
+        all,
+        vec![
+            ("a".to_string(), 540_000, 9),
+            ("b".to_string(), 540_000, 900)
+        ]
+    );
 
     // Committed state reads the same after a new transaction.
     let mut batch = WriteBatch::new();
@@ -55,7 +68,10 @@ fn fetch_returns_only_the_keys_windows_in_range() {
     let space = fresh.register(STORE).unwrap();
     let mut fresh_progress = WindowStoreProgress::default();
     let store = view(&mut fresh, space, retention, &mut fresh_progress);
-    assert_eq!(store.fetch(&"a".to_string(), 0, 60_000).unwrap(), vec![(0, 0), (60_000, 1)]);
+    assert_eq!(
+        store.fetch(&"a".to_string(), 0, 60_000).unwrap(),
+        vec![(0, 0), (60_000, 1)]
+    );
 }
 
 #[test]
@@ -73,7 +89,10 @@ fn windows_older_than_the_retention_expire() {
     store.put(&"a".to_string(), 60_000, &2).unwrap();
     // Moving to minute 10 expires everything before minute 8.
     store.put(&"a".to_string(), 600_000, &3).unwrap();
-    assert_eq!(store.fetch(&"a".to_string(), 0, 600_000).unwrap(), vec![(600_000, 3)]);
+    assert_eq!(
+        store.fetch(&"a".to_string(), 0, 600_000).unwrap(),
+        vec![(600_000, 3)]
+    );
     // A late window older than the retention is refused.
     assert!(!store.put(&"a".to_string(), 60_000, &9).unwrap());
     assert!(store.put(&"a".to_string(), 540_000, &4).unwrap());

@@ -76,7 +76,12 @@ pub fn topology(partitions: u32) -> Result<Topology, TopologyError> {
         .add_topic(TopicSpec::new(INPUT_TOPIC, partitions))
         .add_topic(TopicSpec::new(OUTPUT_TOPIC, partitions))
         .add_source("counter-source", INPUT_TOPIC, input_serde())
-        .add_processor("count", &["counter-source"], || CountProcessor, &[COUNT_STORE])
+        .add_processor(
+            "count",
+            &["counter-source"],
+            || CountProcessor,
+            &[COUNT_STORE],
+        )
         .add_key_value_store(COUNT_STORE, StringCodec, U64Codec)
         .add_sink("counter-sink", &["count"], OUTPUT_TOPIC, output_serde());
     builder.build()

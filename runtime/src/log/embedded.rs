@@ -118,7 +118,8 @@ impl EmbeddedLog {
         for partition in 0..spec.partitions {
             let lower = record_key(partition, 0);
             let upper = record_key(partition, u64::MAX);
-            let first = engine.first_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
+            let first =
+                engine.first_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
             let last = engine.last_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
             ends.push(last.map_or(0, |(key, _)| offset_of_key(&key) + 1));
             starts.push(first.map_or(0, |(key, _)| offset_of_key(&key)));
@@ -177,9 +178,11 @@ impl EmbeddedLog {
         let mut advanced: Vec<(String, u32, u64)> = Vec::new();
         let mut next_offsets: HashMap<(&str, u32), u64> = HashMap::new();
         for (topic, partition, record) in &outputs {
-            let entry = topics.get(topic.as_str()).ok_or_else(|| LogError::UnknownTopic {
-                topic: topic.clone(),
-            })?;
+            let entry = topics
+                .get(topic.as_str())
+                .ok_or_else(|| LogError::UnknownTopic {
+                    topic: topic.clone(),
+                })?;
             Self::check_partition(entry, *partition)?;
             let next = next_offsets
                 .entry((topic.as_str(), *partition))
@@ -216,8 +219,7 @@ impl EmbeddedLog {
             for partition in 0..spec.partitions {
                 match spec.cleanup {
                     CleanupPolicy::Delete => {
-                        report.expired_records +=
-                            self.apply_retention(&spec, partition, now_ms)?;
+                        report.expired_records += self.apply_retention(&spec, partition, now_ms)?;
                     }
                     CleanupPolicy::Compact => {
                         report.compacted_records += self.compact(&spec, partition, now_ms)?;
@@ -279,7 +281,11 @@ impl EmbeddedLog {
             let lower = record_key(partition, 0);
             let upper = record_key(partition, u64::MAX);
             self.engine
-                .first_in(&entry.space, Bound::Included(&lower), Bound::Included(&upper))?
+                .first_in(
+                    &entry.space,
+                    Bound::Included(&lower),
+                    Bound::Included(&upper),
+                )?
                 .map(|(key, _)| offset_of_key(&key))
         };
         let mut topics = self.topics.lock().expect("topic table lock poisoned");
@@ -296,7 +302,9 @@ impl EmbeddedLog {
         now_ms: i64,
     ) -> Result<u64, LogError> {
         let entry = self.entry(&spec.name)?;
-        let cutoff = spec.retention_ms.map(|retention| now_ms.saturating_sub(retention));
+        let cutoff = spec
+            .retention_ms
+            .map(|retention| now_ms.saturating_sub(retention));
         let mut sizes = Vec::new();
         self.partition_records(&entry, partition, &mut |offset, record| {
             sizes.push((offset, record.size() as u64, record.timestamp));

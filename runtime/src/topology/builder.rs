@@ -40,7 +40,10 @@ impl std::fmt::Debug for TopologyBuilder {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("TopologyBuilder")
-            .field("nodes", &self.nodes.iter().map(|node| &node.name).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|node| &node.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -57,9 +60,14 @@ impl TopologyBuilder {
                 topic: spec.name.clone(),
             });
         }
-        match self.topics.iter().find(|existing| existing.name == spec.name) {
+        match self
+            .topics
+            .iter()
+            .find(|existing| existing.name == spec.name)
+        {
             Some(existing) if *existing != spec => {
-                self.errors.push(TopologyError::ConflictingTopic { topic: spec.name });
+                self.errors
+                    .push(TopologyError::ConflictingTopic { topic: spec.name });
             }
             Some(_) => {}
             None => self.topics.push(spec),
@@ -157,7 +165,9 @@ impl TopologyBuilder {
         let encoder = Arc::new(encoder);
         let encode: EncodeFn = Arc::new(move |key, value| {
             let key = key.downcast_ref::<K>().expect("sink key type is checked");
-            let value = value.downcast_ref::<V>().expect("sink value type is checked");
+            let value = value
+                .downcast_ref::<V>()
+                .expect("sink value type is checked");
             encoder.encode(key, value)
         });
         self.add_node(PendingNode {
@@ -180,7 +190,11 @@ impl TopologyBuilder {
         key: impl Codec<K> + 'static,
         value: impl Codec<V> + 'static,
     ) -> &mut Self {
-        if self.stores.iter().any(|store| store.definition.name == name) {
+        if self
+            .stores
+            .iter()
+            .any(|store| store.definition.name == name)
+        {
             self.errors.push(TopologyError::DuplicateStore {
                 store: name.to_string(),
             });
@@ -262,9 +276,10 @@ impl TopologyBuilder {
                 let Some(parent_types) = parent_node.output else {
                     return Err(TopologyError::SinkAsParent(parent_node.name.clone()));
                 };
-                let child_types = node.input.expect("only sources lack inputs, and they have no parents");
-                if parent_types.key != child_types.key || parent_types.value != child_types.value
-                {
+                let child_types = node
+                    .input
+                    .expect("only sources lack inputs, and they have no parents");
+                if parent_types.key != child_types.key || parent_types.value != child_types.value {
                     return Err(TopologyError::TypeMismatch {
                         parent: parent_node.name.clone(),
                         child: node.name.clone(),
@@ -303,7 +318,9 @@ impl TopologyBuilder {
         }
         for store in &pending_stores {
             if !store_users.contains_key(&store.definition.name) {
-                return Err(TopologyError::UnattachedStore(store.definition.name.clone()));
+                return Err(TopologyError::UnattachedStore(
+                    store.definition.name.clone(),
+                ));
             }
         }
 
@@ -435,7 +452,9 @@ fn detect_cycle(nodes: &[PendingNode], children: &[Vec<usize>]) -> Result<(), To
             if let Some(&child) = children[node].get(position) {
                 stack.push((node, position + 1));
                 match marks[child] {
-                    Mark::InProgress => return Err(TopologyError::Cycle(nodes[child].name.clone())),
+                    Mark::InProgress => {
+                        return Err(TopologyError::Cycle(nodes[child].name.clone()));
+                    }
                     Mark::Unvisited => {
                         marks[child] = Mark::InProgress;
                         stack.push((child, 0));

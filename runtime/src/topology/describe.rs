@@ -69,7 +69,8 @@ impl Topology {
 
     /// The graph in Graphviz dot: topics as ellipses, processors as boxes, stores as cylinders.
     pub fn to_dot(&self) -> String {
-        let mut dot = String::from("digraph topology {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+        let mut dot =
+            String::from("digraph topology {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
         for sub_topology in &self.sub_topologies {
             let _ = writeln!(
                 dot,
@@ -86,18 +87,27 @@ impl Topology {
                 let _ = writeln!(dot, "    \"{}\" [shape={shape}];", node.name);
             }
             for store in &sub_topology.stores {
-                let _ = writeln!(dot, "    \"store:{store}\" [shape=cylinder, label=\"{store}\"];");
+                let _ = writeln!(
+                    dot,
+                    "    \"store:{store}\" [shape=cylinder, label=\"{store}\"];"
+                );
             }
             dot.push_str("  }\n");
         }
         for node in &self.nodes {
             match &node.kind {
                 NodeKind::Source { topic, .. } => {
-                    let _ = writeln!(dot, "  \"topic:{topic}\" [shape=ellipse, label=\"{topic}\"];");
+                    let _ = writeln!(
+                        dot,
+                        "  \"topic:{topic}\" [shape=ellipse, label=\"{topic}\"];"
+                    );
                     let _ = writeln!(dot, "  \"topic:{topic}\" -> \"{}\";", node.name);
                 }
                 NodeKind::Sink { topic, .. } => {
-                    let _ = writeln!(dot, "  \"topic:{topic}\" [shape=ellipse, label=\"{topic}\"];");
+                    let _ = writeln!(
+                        dot,
+                        "  \"topic:{topic}\" [shape=ellipse, label=\"{topic}\"];"
+                    );
                     let _ = writeln!(dot, "  \"{}\" -> \"topic:{topic}\";", node.name);
                 }
                 NodeKind::Processor { stores, .. } => {
@@ -111,7 +121,11 @@ impl Topology {
                 }
             }
             for child in &node.children {
-                let _ = writeln!(dot, "  \"{}\" -> \"{}\";", node.name, self.nodes[*child].name);
+                let _ = writeln!(
+                    dot,
+                    "  \"{}\" -> \"{}\";",
+                    node.name, self.nodes[*child].name
+                );
             }
         }
         dot.push_str("}\n");

@@ -15,11 +15,11 @@ use orderflow_state_stores::{Codec, WindowRetention};
 
 pub use builder::TopologyBuilder;
 
+use crate::error::ProcessError;
+use crate::processor::FiredTimer;
 use crate::processor::{ErasedRecord, Processor, ProcessorContext};
 use crate::record::LogRecord;
 use crate::task::TaskCore;
-use crate::error::ProcessError;
-use crate::processor::FiredTimer;
 
 /// The (key, value) types of a record stream, for build-time type checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +41,9 @@ impl StreamTypes {
     }
 }
 
-pub(crate) type DecodeFn =
-    Arc<dyn Fn(&LogRecord) -> Result<(Box<dyn Any + Send>, Box<dyn Any + Send>), String> + Send + Sync>;
+pub(crate) type DecodeFn = Arc<
+    dyn Fn(&LogRecord) -> Result<(Box<dyn Any + Send>, Box<dyn Any + Send>), String> + Send + Sync,
+>;
 #[allow(clippy::type_complexity)]
 pub(crate) type EncodeFn = Arc<
     dyn Fn(&dyn Any, &dyn Any) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> + Send + Sync,
@@ -223,7 +224,10 @@ impl Topology {
 
     /// Names of the declared state stores.
     pub fn store_names(&self) -> Vec<&str> {
-        self.stores.iter().map(|store| store.name.as_str()).collect()
+        self.stores
+            .iter()
+            .map(|store| store.name.as_str())
+            .collect()
     }
 
     pub(crate) fn store(&self, name: &str) -> Option<&StoreDefinition> {

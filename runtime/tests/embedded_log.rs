@@ -1,0 +1,161 @@
+//! The embedded log: offsets, durability across reopen, retention and compaction.
+
+use orderflow_runtime::log::{LogBackend, LogTransaction};
+use orderflow_runtime::{EmbeddedLog, LogError, LogRecord};
+use orderflow_schemas::topic::TopicSpec;
+use orderflow_state_stores::{Durability, StorageConfig, StorageEngine, WriteBatch};
+
+fn record(key: &str, value: Option<&str>, timestamp: i64) -> LogRecord {
+    LogRecord::new(
+        Some(key.as_bytes().to_vec()),
+        value.map(|value| value.as_bytes().to_vec()),
+        timestamp,
+    )
+}
+
+fn open(path: &std::path::Path) -> EmbeddedLog {
+    let engine = StorageEngine::open_fjall(path, &StorageConfig::default()).unwrap();
+    EmbeddedLog::open(engine, Durability::Fsync).unwrap()
+}
+
+#[test]
+fn offsets_positions_and_records_survive_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("events", 2)).unwrap();
+        let offsets = log
+            .produce(vec![
+                ("events".into(), 0, record("a", Some("1"), 10)),
+                ("events".into(), 0, record("b", Some("2"), 11)),
+                ("events".into(), 1, record("c", Some("3"), 12)),
+            ])
+            .unwrap();
+        assert_eq!(offsets, vec![0, 1, 0]);
+        log.commit(LogTransaction {
+            group: "app".into(),
+            outputs: vec![("events".into(), 1, record("d", None, 13))],
+            positions: vec![("events".into(), 0, 2)],
+            state: WriteBatch::new(),
+        })
+        .unwrap();
+    }
+    let log = open(directory.path());
+    assert_eq!(log.offsets("events", 0).unwrap().end, 2);
+    assert_eq!(log.offsets("events", 1).unwrap().end, 2);
+    assert_eq!(log.committed_position("app", "events", 0).unwrap(), Some(2));
+    let records = log.fetch("events", 1, 0, 10).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].record.value, None);
+    assert_eq!(records[1].offset, 1);
+    // New records continue after the recovered end.
+    assert_eq!(
+        log.produce(vec![("events".into(), 0, record("e", Some("5"), 14))])
+            .unwrap(),
+        vec![2]
+    );
+}
+
+#[test]
+fn topics_are_validated() {
+    let log = EmbeddedLog::in_memory();
+    log.create_topic(&TopicSpec::new("t", 3)).unwrap();
+    log.create_topic(&TopicSpec::new("t", 3)).unwrap();
+    assert!(matches!(
+        log.create_topic(&TopicSpec::new("t", 4)),
+        Err(LogError::PartitionMismatch {
+            existing: 3,
+            requested: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        log.create_topic(&TopicSpec::new("bad name", 1)),
+        Err(LogError::InvalidTopic { .. })
+    ));
+    assert!(matches!(
+        log.fetch("t", 3, 0, 1),
+        Err(LogError::UnknownPartition { partition: 3, .. })
+    ));
+    assert!(matches!(
+        log.produce(vec![("nope".into(), 0, record("a", Some("1"), 1))]),
+        Err(LogError::UnknownTopic { .. })
+    ));
+}
+
+#[test]
+fn retention_deletes_old_records_by_time_and_size() {
+    let log = EmbeddedLog::in_memory();
+    log.create_topic(&TopicSpec::new("timed", 1).with_retention_ms(Some(1_000)))
+        .unwrap();
+    let records = (0..10)
+        .map(|index| ("timed".to_string(), 0, record("k", Some("v"), index * 200)))
+        .collect();
+    log.produce(records).unwrap();
+    // At t=2000 the cutoff is 1000: records at 0..800 (5 of them) expire.
+    let report = log.run_maintenance(2_000).unwrap();
+    assert_eq!(report.expired_records, 5);
+    let offsets = log.offsets("timed", 0).unwrap();
+    assert_eq!((offsets.log_start, offsets.end), (5, 10));
+    assert_eq!(log.fetch("timed", 0, 0, 100).unwrap()[0].offset, 5);
+
+    let sized = TopicSpec::new("sized", 1)
+        .with_retention_ms(None)
+        .with_retention_bytes(Some(100));
+    log.create_topic(&sized).unwrap();
+    let records = (0..20)
+        .map(|index| {
+            (
+                "sized".to_string(),
+                0,
+                record("k", Some("0123456789"), index),
+            )
+        })
+        .collect();
+    log.produce(records).unwrap();
+    log.run_maintenance(0).unwrap();
+    let kept = log.fetch("sized", 0, 0, 100).unwrap();
+    assert!(!kept.is_empty() && kept.len() < 20);
+    let kept_bytes: usize = kept.iter().map(|stored| stored.record.size()).sum();
+    assert!(kept_bytes <= 100, "{kept_bytes}");
+    assert_eq!(kept.last().unwrap().offset, 19);
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key() {
+    let log = EmbeddedLog::in_memory();
+    log.create_topic(&TopicSpec::compacted("table", 1)).unwrap();
+    log.produce(vec![
+        ("table".into(), 0, record("a", Some("1"), 0)),
+        ("table".into(), 0, record("b", Some("1"), 0)),
+        ("table".into(), 0, record("a", Some("2"), 0)),
+        ("table".into(), 0, record("b", None, 0)),
+        ("table".into(), 0, record("c", Some("1"), i64::MAX / 2)),
+        ("table".into(), 0, record("c", None, i64::MAX / 2)),
+    ])
+    .unwrap();
+    let report = log.run_maintenance(100_000_000_000).unwrap();
+    let kept: Vec<(String, Option<String>)> = log
+        .fetch("table", 0, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|stored| {
+            (
+                String::from_utf8(stored.record.key.unwrap()).unwrap(),
+                stored
+                    .record
+                    .value
+                    .map(|value| String::from_utf8(value).unwrap()),
+            )
+        })
+        .collect();
+    // "a" keeps its latest value; "b"'s old tombstone is gone; "c"'s recent tombstone stays.
+    assert_eq!(
+        kept,
+        vec![
+            ("a".to_string(), Some("2".to_string())),
+            ("c".to_string(), None)
+        ]
+    );
+    assert_eq!(report.compacted_records, 4);
+}

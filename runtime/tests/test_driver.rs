@@ -1,0 +1,310 @@
+//! Topology tests through the test driver, with several partitions.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{count_serde, counting_topology, string_serde, timer_topology};
+use orderflow_runtime::dead_letter;
+use orderflow_runtime::{Clock, LogBackend, LogRecord, TopologyTestDriver};
+
+#[test]
+fn counts_every_record_once_across_partitions() {
+    let mut driver = TopologyTestDriver::new(counting_topology(4)).unwrap();
+    let serde = string_serde();
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for index in 0..500u64 {
+        let key = format!("k{}", index % 37);
+        *expected.entry(key.clone()).or_default() += 1;
+        driver
+            .pipe("input", &serde, &key, &"x".to_string(), index as i64)
+            .unwrap();
+    }
+    driver.run_until_idle().unwrap();
+    let outputs = driver.read("output", &count_serde()).unwrap();
+    assert_eq!(outputs.len(), 500);
+    // Per key, the emitted counts run 1..=n in order.
+    let mut last_seen: HashMap<String, u64> = HashMap::new();
+    for record in &outputs {
+        let previous = last_seen
+            .insert(record.key.clone(), record.value)
+            .unwrap_or(0);
+        assert_eq!(record.value, previous + 1, "key {}", record.key);
+    }
+    assert_eq!(last_seen, expected);
+    let mut stored: HashMap<String, u64> = driver
+        .store_entries::<String, u64>("counts")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(stored.len(), 37);
+    assert_eq!(stored.remove("k0"), expected.get("k0").copied());
+    // Keys landed on every partition, so several tasks did the work.
+    for partition in 0..4 {
+        assert!(driver.log().offsets("input", partition).unwrap().end > 0);
+    }
+}
+
+#[test]
+fn a_crash_before_commit_replays_without_duplicates() {
+    let mut driver = TopologyTestDriver::new(counting_topology(3)).unwrap();
+    let serde = string_serde();
+    for index in 0..100u64 {
+        driver
+            .pipe(
+                "input",
+                &serde,
+                &format!("k{}", index % 5),
+                &"x".to_string(),
+                1,
+            )
+            .unwrap();
+    }
+    driver.run_until_idle().unwrap();
+    for index in 100..250u64 {
+        driver
+            .pipe(
+                "input",
+                &serde,
+                &format!("k{}", index % 5),
+                &"x".to_string(),
+                2,
+            )
+            .unwrap();
+    }
+    // Process without committing, then crash: the work must be redone exactly once.
+    driver.process_once().unwrap();
+    driver.crash().unwrap();
+    driver.run_until_idle().unwrap();
+    let outputs = driver.read("output", &count_serde()).unwrap();
+    assert_eq!(outputs.len(), 250);
+    let totals: HashMap<String, u64> = driver
+        .store_entries::<String, u64>("counts")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(totals.values().sum::<u64>(), 250);
+    assert!(totals.values().all(|count| *count == 50));
+}
+
+#[test]
+fn failed_and_undecodable_records_go_to_the_dead_letter_topic_and_processing_continues() {
+    let mut driver = TopologyTestDriver::new(counting_topology(2)).unwrap();
+    let serde = string_serde();
+    driver
+        .pipe("input", &serde, &"a".to_string(), &"ok".to_string(), 1)
+        .unwrap();
+    driver
+        .pipe("input", &serde, &"a".to_string(), &"fail".to_string(), 2)
+        .unwrap();
+    driver
+        .pipe_raw(
+            "input",
+            1,
+            LogRecord::new(None, Some(b"no key".to_vec()), 3),
+        )
+        .unwrap();
+    driver
+        .pipe_raw(
+            "input",
+            0,
+            LogRecord::new(Some(vec![0xff, 0xfe]), Some(b"bad utf8 key".to_vec()), 4),
+        )
+        .unwrap();
+    driver
+        .pipe("input", &serde, &"a".to_string(), &"ok".to_string(), 5)
+        .unwrap();
+    driver.run_until_idle().unwrap();
+
+    // The failed record's state change was rolled back: "a" counts only the two good records.
+    let outputs = driver.read("output", &count_serde()).unwrap();
+    let counts: Vec<u64> = outputs.iter().map(|record| record.value).collect();
+    assert_eq!(counts, vec![1, 2]);
+
+    let dead_letters = driver.read_raw("input.dlq").unwrap();
+    assert_eq!(dead_letters.len(), 3);
+    let stages: Vec<&str> = dead_letters
+        .iter()
+        .map(|(_, stored)| stored.record.headers.get_str(dead_letter::STAGE).unwrap())
+        .collect();
+    assert_eq!(stages.iter().filter(|stage| **stage == "decode").count(), 2);
+    assert_eq!(
+        stages.iter().filter(|stage| **stage == "process").count(),
+        1
+    );
+    let failed = dead_letters
+        .iter()
+        .find(|(_, stored)| stored.record.headers.get_str(dead_letter::STAGE) == Some("process"))
+        .unwrap();
+    let headers = &failed.1.record.headers;
+    assert_eq!(
+        headers.get_str(dead_letter::ERROR),
+        Some("the value says fail")
+    );
+    assert_eq!(headers.get_str(dead_letter::SOURCE_TOPIC), Some("input"));
+    assert_eq!(headers.get_str(dead_letter::NODE), Some("count"));
+    assert!(headers.get_str(dead_letter::SOURCE_OFFSET).is_some());
+    assert_eq!(failed.1.record.value.as_deref(), Some(b"fail".as_slice()));
+    assert_eq!(driver.metrics().summary().dead_letters, 3);
+}
+
+#[test]
+fn wall_clock_timers_fire_once_when_due_and_survive_a_crash() {
+    let mut driver = TopologyTestDriver::new(timer_topology(3)).unwrap();
+    let serde = string_serde();
+    let start = driver.clock().now_ms();
+    for (key, delay) in [("a", 1_000), ("b", 5_000), ("c", 3_000)] {
+        driver
+            .pipe(
+                "timer-input",
+                &serde,
+                &key.to_string(),
+                &format!("wall:{delay}"),
+                start,
+            )
+            .unwrap();
+    }
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"d".to_string(),
+            &"wall:2000".to_string(),
+            start,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"d".to_string(),
+            &"cancel".to_string(),
+            start,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    assert!(driver.read_raw("timer-output").unwrap().is_empty());
+
+    driver.advance_wall_clock(3_000).unwrap();
+    let fired = driver.read("timer-output", &serde).unwrap();
+    let mut fired_keys: Vec<&str> = fired.iter().map(|record| record.key.as_str()).collect();
+    fired_keys.sort_unstable();
+    assert_eq!(fired_keys, vec!["a", "c"]);
+    assert_eq!(
+        fired.iter().find(|record| record.key == "a").unwrap().value,
+        format!("fired:wall:{}", start + 1_000)
+    );
+
+    // "b" is committed; a crash must neither lose it nor fire "a" or "c" again.
+    driver.crash().unwrap();
+    driver.advance_wall_clock(10_000).unwrap();
+    let fired = driver.read("timer-output", &serde).unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].key, "b");
+}
+
+#[test]
+fn rescheduling_a_timer_moves_it() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let serde = string_serde();
+    let now = driver.clock().now_ms();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"a".to_string(),
+            &"wall:1000".to_string(),
+            now,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"a".to_string(),
+            &"wall:5000".to_string(),
+            now,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    driver.advance_wall_clock(2_000).unwrap();
+    assert!(driver.read_raw("timer-output").unwrap().is_empty());
+    driver.advance_wall_clock(3_000).unwrap();
+    assert_eq!(driver.read_raw("timer-output").unwrap().len(), 1);
+}
+
+#[test]
+fn stream_time_timers_fire_in_due_order_as_stream_time_passes() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let serde = string_serde();
+    for (key, due) in [("late", 300), ("early", 100), ("middle", 200)] {
+        driver
+            .pipe(
+                "timer-input",
+                &serde,
+                &key.to_string(),
+                &format!("stream:{due}"),
+                10,
+            )
+            .unwrap();
+    }
+    driver.run_until_idle().unwrap();
+    assert!(driver.read_raw("timer-output").unwrap().is_empty());
+    // A record at timestamp 250 moves stream time past "early" and "middle", not "late".
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"tick".to_string(),
+            &"stream:10000".to_string(),
+            250,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    let fired: Vec<String> = driver
+        .read("timer-output", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|record| record.key)
+        .collect();
+    assert_eq!(fired, vec!["early".to_string(), "middle".to_string()]);
+    // Stream time is durable: after a crash it does not go back and refire anything.
+    driver.crash().unwrap();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"tick2".to_string(),
+            &"stream:10000".to_string(),
+            300,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    let fired: Vec<String> = driver
+        .read("timer-output", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|record| record.key)
+        .collect();
+    assert_eq!(fired, vec!["late".to_string()]);
+}
+
+#[test]
+fn a_timer_rolled_back_with_its_failed_record_never_fires() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let serde = string_serde();
+    let now = driver.clock().now_ms();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"a".to_string(),
+            &"wall:100:fail".to_string(),
+            now,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    driver.advance_wall_clock(1_000_000).unwrap();
+    assert!(driver.read_raw("timer-output").unwrap().is_empty());
+    assert_eq!(driver.read_raw("timer-input.dlq").unwrap().len(), 1);
+}
