@@ -8,6 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// glibc's allocator spends a tenth of the stateful benchmark in `malloc`; mimalloc's
+/// thread-local free lists cut that (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orderflow",

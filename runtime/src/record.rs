@@ -121,7 +121,7 @@ impl<K, V> Record<K, V> {
 /// Where the record being processed came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     pub partition: u32,
     pub offset: u64,
     pub timestamp: i64,

@@ -168,7 +168,7 @@ impl TaskCore {
 
 struct Input {
     source_node: usize,
-    topic: String,
+    topic: Arc<str>,
     dead_letter_topic: String,
     next_offset: u64,
     buffer: VecDeque<StoredRecord>,
@@ -177,7 +177,8 @@ struct Input {
 /// A record being processed, remembered so that a panic can be pinned on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InFlight {
-    pub topic: String,
+    /// Index of the input (source) within the task.
+    pub input: usize,
     pub offset: u64,
 }
 
@@ -272,7 +273,7 @@ impl Task {
                     };
                 inputs.push(Input {
                     source_node: index,
-                    topic: topic.clone(),
+                    topic: Arc::from(topic.as_str()),
                     dead_letter_topic: dead_letter_topic_name(topic),
                     next_offset,
                     buffer: VecDeque::new(),
@@ -383,7 +384,7 @@ impl Task {
         input.next_offset = stored.offset + 1;
         let source_node = input.source_node;
         let in_flight = InFlight {
-            topic: input.topic.clone(),
+            input: input_index,
             offset: stored.offset,
         };
         self.dirty = true;
@@ -630,7 +631,13 @@ impl Task {
         let positions = self
             .inputs
             .iter()
-            .map(|input| (input.topic.clone(), self.id.partition, input.next_offset))
+            .map(|input| {
+                (
+                    input.topic.to_string(),
+                    self.id.partition,
+                    input.next_offset,
+                )
+            })
             .collect();
         let outputs = std::mem::take(&mut self.core.outputs);
         let produced = outputs.len() as u64;

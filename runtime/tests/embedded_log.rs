@@ -159,3 +159,57 @@ fn compaction_keeps_the_latest_value_per_key() {
     );
     assert_eq!(report.compacted_records, 4);
 }
+
+#[test]
+fn retention_keeps_the_last_record_so_offsets_never_go_back_after_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("short", 1).with_retention_ms(Some(10)))
+            .unwrap();
+        let records = (0..5)
+            .map(|index| ("short".to_string(), 0, record("k", Some("v"), index)))
+            .collect();
+        log.produce(records).unwrap();
+        // Everything is past retention, but the last record stays.
+        assert_eq!(log.run_maintenance(1_000_000).unwrap().expired_records, 4);
+        let offsets = log.offsets("short", 0).unwrap();
+        assert_eq!((offsets.log_start, offsets.end), (4, 5));
+    }
+    let log = open(directory.path());
+    assert_eq!(log.offsets("short", 0).unwrap().end, 5);
+    assert_eq!(
+        log.produce(vec![("short".into(), 0, record("k", Some("v"), 2_000_000))])
+            .unwrap(),
+        vec![5]
+    );
+}
+
+#[test]
+fn concurrent_commits_to_one_partition_get_distinct_contiguous_offsets() {
+    let log = std::sync::Arc::new(EmbeddedLog::in_memory());
+    log.create_topic(&TopicSpec::new("shared", 1)).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for batch in 0..50 {
+                    let records = (0..10)
+                        .map(|index| {
+                            let value = format!("{thread}-{batch}-{index}");
+                            ("shared".to_string(), 0, record("k", Some(&value), 0))
+                        })
+                        .collect();
+                    log.produce(records).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let records = log.fetch("shared", 0, 0, usize::MAX).unwrap();
+    let offsets: Vec<u64> = records.iter().map(|stored| stored.offset).collect();
+    assert_eq!(offsets, (0..2_000).collect::<Vec<u64>>());
+    assert_eq!(log.offsets("shared", 0).unwrap().end, 2_000);
+}

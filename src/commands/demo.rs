@@ -13,7 +13,7 @@ use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs, StringCodec, U
 use orderflow_topologies::counter;
 
 use super::counter::{CounterRunArgs, produce_sequences, produced_so_far};
-use super::open_embedded_log;
+use super::{open_embedded_log, spawn_maintenance};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -46,6 +46,12 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     );
     println!("{}", topology.describe());
     let metrics = MetricsRegistry::new();
+    let stop_maintenance = Arc::new(AtomicBool::new(false));
+    let maintenance = spawn_maintenance(
+        log.clone(),
+        config.maintenance_interval_ms,
+        stop_maintenance.clone(),
+    );
     let started = Instant::now();
     let app = RunningApp::start(
         topology.clone(),
@@ -103,6 +109,8 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     process_bar.finish();
     let elapsed = started.elapsed();
     app.shutdown()?;
+    stop_maintenance.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = maintenance.join();
 
     let summary = metrics.summary();
     println!();

@@ -31,3 +31,36 @@ pub fn printable(bytes: &[u8]) -> String {
         _ => bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
     }
 }
+
+/// Runs retention and compaction every `interval_ms` until `stop` is set. Its own thread,
+/// because a pass scans whole partitions.
+pub fn spawn_maintenance(
+    log: Arc<EmbeddedLog>,
+    interval_ms: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use orderflow_runtime::Clock;
+    std::thread::spawn(move || {
+        let interval = std::time::Duration::from_millis(interval_ms.max(1));
+        let tick = std::time::Duration::from_millis(interval_ms.clamp(1, 100));
+        let mut last_run = std::time::Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            if last_run.elapsed() < interval {
+                continue;
+            }
+            last_run = std::time::Instant::now();
+            match log.run_maintenance(orderflow_runtime::SystemClock.now_ms()) {
+                Ok(report) if report.expired_records + report.compacted_records > 0 => {
+                    tracing::info!(
+                        expired = report.expired_records,
+                        compacted = report.compacted_records,
+                        "log maintenance"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(error = %error, "log maintenance failed"),
+            }
+        }
+    })
+}

@@ -7,7 +7,7 @@
 //! each partition. Offsets are assigned under one lock at commit time, so concurrent tasks
 //! appending to one partition get distinct, gap-free offsets.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, ControlFlow};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -40,10 +40,32 @@ fn offset_of_key(key: &[u8]) -> u64 {
 struct TopicEntry {
     spec: TopicSpec,
     space: Space,
-    /// Per partition: the next offset.
+    /// Per partition: the high watermark, the end of the committed, readable records.
     ends: Vec<u64>,
     /// Per partition: the oldest offset present.
     starts: Vec<u64>,
+    /// Per partition: the next offset to hand out (at or past `ends`).
+    reserved: Vec<u64>,
+    /// Per partition: ranges handed out and not yet readable, start -> (end, committed).
+    in_flight: Vec<BTreeMap<u64, (u64, bool)>>,
+}
+
+impl TopicEntry {
+    /// Marks a reserved range committed and moves the high watermark over every committed
+    /// range that now follows it without a gap.
+    fn complete(&mut self, partition: usize, start: u64) {
+        let ranges = &mut self.in_flight[partition];
+        if let Some(range) = ranges.get_mut(&start) {
+            range.1 = true;
+        }
+        while let Some((&first, &(end, committed))) = ranges.first_key_value() {
+            if !committed || first != self.ends[partition] {
+                break;
+            }
+            self.ends[partition] = end;
+            ranges.remove(&first);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,10 +146,11 @@ impl EmbeddedLog {
             ends.push(last.map_or(0, |(key, _)| offset_of_key(&key) + 1));
             starts.push(first.map_or(0, |(key, _)| offset_of_key(&key)));
         }
-        // An emptied partition starts where it ended; its end was never stored, so a log whose
-        // every record was removed by retention restarts at 0. Tasks tolerate this because
-        // they read "from the next available record" at or after their position.
+        // Retention and compaction never remove a partition's last record (Kafka never
+        // deletes the active segment), so the last key always tells where the partition ends.
         Ok(TopicEntry {
+            in_flight: vec![BTreeMap::new(); ends.len()],
+            reserved: ends.clone(),
             spec,
             space,
             ends,
@@ -167,49 +190,85 @@ impl EmbeddedLog {
         self.notifier.changed.notify_all();
     }
 
-    /// Appends outputs and commits `extra` in one batch: the heart of the commit protocol.
+    /// Appends outputs and commits `batch` with them atomically: the heart of the commit
+    /// protocol.
+    ///
+    /// Offsets are reserved under the topic lock, but the fjall batch is written outside it, so
+    /// tasks on different threads commit in parallel. A partition's high watermark moves only
+    /// over reserved ranges that are committed and contiguous, so readers never see a record
+    /// before every record below it is committed, and never see an uncommitted one. A range
+    /// whose commit fails becomes a gap in the offsets, which readers skip, as with Kafka's
+    /// aborted transactions.
     fn append_atomically(
         &self,
         outputs: Vec<(String, u32, LogRecord)>,
         mut batch: WriteBatch,
     ) -> Result<Vec<u64>, LogError> {
-        let mut topics = self.topics.lock().expect("topic table lock poisoned");
         let mut offsets = Vec::with_capacity(outputs.len());
-        let mut advanced: Vec<(String, u32, u64)> = Vec::new();
-        let mut next_offsets: HashMap<(&str, u32), u64> = HashMap::new();
-        for (topic, partition, record) in &outputs {
-            let entry = topics
-                .get(topic.as_str())
-                .ok_or_else(|| LogError::UnknownTopic {
-                    topic: topic.clone(),
-                })?;
-            Self::check_partition(entry, *partition)?;
-            let next = next_offsets
-                .entry((topic.as_str(), *partition))
-                .or_insert(entry.ends[*partition as usize]);
-            let offset = *next;
-            *next += 1;
-            batch.put(
-                &entry.space,
-                record_key(*partition, offset).to_vec(),
-                encode_log_record(record),
-            );
-            offsets.push(offset);
-        }
-        for ((topic, partition), next) in next_offsets {
-            advanced.push((topic.to_string(), partition, next));
-        }
-        self.engine.commit(batch, self.durability)?;
-        for (topic, partition, next) in advanced {
-            if let Some(entry) = topics.get_mut(&topic) {
-                entry.ends[partition as usize] = next;
+        // (topic, partition) -> (first reserved offset, records), in first-seen order.
+        let mut reservations: Vec<(String, u32, u64, u64)> = Vec::new();
+        let mut spaces: Vec<Space> = Vec::new();
+        {
+            let mut topics = self.topics.lock().expect("topic table lock poisoned");
+            let mut counts: HashMap<(&str, u32), usize> = HashMap::new();
+            for (topic, partition, _) in &outputs {
+                let entry = topics
+                    .get(topic.as_str())
+                    .ok_or_else(|| LogError::UnknownTopic {
+                        topic: topic.clone(),
+                    })?;
+                Self::check_partition(entry, *partition)?;
+                let next_index = counts.len();
+                let index = *counts
+                    .entry((topic.as_str(), *partition))
+                    .or_insert(next_index);
+                if index == reservations.len() {
+                    reservations.push((topic.clone(), *partition, 0, 0));
+                    spaces.push(entry.space.clone());
+                }
+                reservations[index].3 += 1;
+            }
+            for (topic, partition, start, count) in &mut reservations {
+                let entry = topics.get_mut(topic.as_str()).expect("checked above");
+                let slot = *partition as usize;
+                *start = entry.reserved[slot];
+                entry.reserved[slot] += *count;
+                entry.in_flight[slot].insert(*start, (*start + *count, false));
+            }
+            let mut next: Vec<u64> = reservations
+                .iter()
+                .map(|reservation| reservation.2)
+                .collect();
+            for (topic, partition, record) in &outputs {
+                let index = counts[&(topic.as_str(), *partition)];
+                let offset = next[index];
+                next[index] += 1;
+                offsets.push((index, offset, record));
             }
         }
-        drop(topics);
+        let mut assigned = Vec::with_capacity(offsets.len());
+        for (index, offset, record) in offsets {
+            batch.put(
+                &spaces[index],
+                record_key(reservations[index].1, offset).to_vec(),
+                encode_log_record(record),
+            );
+            assigned.push(offset);
+        }
+        let result = self.engine.commit(batch, self.durability);
+        {
+            let mut topics = self.topics.lock().expect("topic table lock poisoned");
+            for (topic, partition, start, _) in &reservations {
+                if let Some(entry) = topics.get_mut(topic.as_str()) {
+                    entry.complete(*partition as usize, *start);
+                }
+            }
+        }
+        result?;
         if !outputs.is_empty() {
             self.notify();
         }
-        Ok(offsets)
+        Ok(assigned)
     }
 
     /// Applies retention (delete policy) and compaction (compact policy) to every topic.
@@ -268,18 +327,30 @@ impl EmbeddedLog {
         entry: &TopicEntry,
         partition: u32,
         offsets: &[u64],
-    ) -> Result<(), LogError> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
+    ) -> Result<u64, LogError> {
+        let lower = record_key(partition, 0);
+        let upper = record_key(partition, u64::MAX);
+        // The last record stays, as Kafka's active segment does: it marks the partition's end.
+        let last_offset = self
+            .engine
+            .last_in(
+                &entry.space,
+                Bound::Included(&lower),
+                Bound::Included(&upper),
+            )?
+            .map(|(key, _)| offset_of_key(&key));
         let mut batch = WriteBatch::new();
         for offset in offsets {
-            batch.delete(&entry.space, record_key(partition, *offset).to_vec());
+            if Some(*offset) != last_offset {
+                batch.delete(&entry.space, record_key(partition, *offset).to_vec());
+            }
         }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let deleted = batch.len() as u64;
         self.engine.commit(batch, Durability::Buffered)?;
         let new_start = {
-            let lower = record_key(partition, 0);
-            let upper = record_key(partition, u64::MAX);
             self.engine
                 .first_in(
                     &entry.space,
@@ -292,7 +363,7 @@ impl EmbeddedLog {
         if let Some(live) = topics.get_mut(&entry.spec.name) {
             live.starts[partition as usize] = new_start.unwrap_or(live.ends[partition as usize]);
         }
-        Ok(())
+        Ok(deleted)
     }
 
     fn apply_retention(
@@ -332,8 +403,7 @@ impl EmbeddedLog {
         }
         let mut expired: Vec<u64> = expired.into_iter().collect();
         expired.sort_unstable();
-        self.delete_offsets(&entry, partition, &expired)?;
-        Ok(expired.len() as u64)
+        self.delete_offsets(&entry, partition, &expired)
     }
 
     fn compact(&self, spec: &TopicSpec, partition: u32, now_ms: i64) -> Result<u64, LogError> {
@@ -365,8 +435,7 @@ impl EmbeddedLog {
             })
             .map(|(offset, ..)| offset)
             .collect();
-        self.delete_offsets(&entry, partition, &removable)?;
-        Ok(removable.len() as u64)
+        self.delete_offsets(&entry, partition, &removable)
     }
 
     /// Resets a group's position on a partition (used by tools, not by running tasks).
