@@ -3,7 +3,8 @@
 //! # Threads and tasks
 //! Each sub-topology has one task per input partition. Tasks are spread round-robin over the
 //! stream threads; a thread loops over its tasks: poll (fetch, process, fire timers), commit
-//! when the interval or record limit is reached, and wait for new records when idle.
+//! when the interval or record limit is reached or as soon as the task has caught up with its
+//! inputs, and wait for new records when idle.
 //!
 //! # Failure protocol
 //! A processor that returns an error dead-letters its record and the task goes on. A processor
@@ -269,6 +270,7 @@ impl StreamThread {
         }
         let idle_wait = Duration::from_millis(self.config.commit_interval_ms.clamp(1, 50));
         while !self.stop.load(Ordering::SeqCst) {
+            let generation = self.log.generation();
             let mut handled = 0;
             for slot in &mut slots {
                 let now_ms = self.clock.now_ms();
@@ -282,7 +284,9 @@ impl StreamThread {
                 let log = self.log.as_ref();
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let count = task.poll(log, now_ms)?;
-                    if task.should_commit(now_ms) {
+                    // Commit on the interval or record limit, and also as soon as the task has
+                    // caught up with its inputs: batching under load, low latency when not.
+                    if task.should_commit(now_ms) || (task.is_dirty() && task.is_caught_up()) {
                         task.commit(log)?;
                     }
                     Ok::<usize, RuntimeError>(count)
@@ -299,7 +303,7 @@ impl StreamThread {
                 }
             }
             if handled == 0 {
-                self.log.wait_for_records(idle_wait);
+                self.log.wait_for_records(generation, idle_wait);
             }
         }
         for slot in &mut slots {

@@ -199,6 +199,8 @@ pub struct Task {
     /// Records that panicked too often: dead-lettered without processing.
     poisoned: HashMap<InFlight, String>,
     round_robin: u32,
+    /// At the last poll, every input's buffer reached the end of its partition.
+    caught_up: bool,
 }
 
 impl std::fmt::Debug for Task {
@@ -307,6 +309,7 @@ impl Task {
             in_flight: None,
             poisoned,
             round_robin: 0,
+            caught_up: false,
         })
     }
 
@@ -318,6 +321,11 @@ impl Task {
     /// Whether the task has uncommitted work.
     pub fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Whether every input was read to its end at the last poll and nothing is buffered.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up && self.inputs.iter().all(|input| input.buffer.is_empty())
     }
 
     /// Whether the commit interval or record limit has been reached.
@@ -332,6 +340,7 @@ impl Task {
     /// order, then fires due timers. Returns how many records and timers it handled.
     pub fn poll(&mut self, log: &dyn LogBackend, now_ms: i64) -> Result<usize, RuntimeError> {
         let mut lag = 0;
+        let mut fetched_to_end = true;
         for input in &mut self.inputs {
             if input.buffer.is_empty() {
                 let fetched = log.fetch(
@@ -343,10 +352,11 @@ impl Task {
                 input.buffer.extend(fetched);
             }
             let end = log.offsets(&input.topic, self.id.partition)?.end;
-            lag += end.saturating_sub(input.next_offset + input.buffer.len() as u64)
-                + input.buffer.len() as u64;
+            lag += end.saturating_sub(input.next_offset);
+            fetched_to_end &= end <= input.next_offset + input.buffer.len() as u64;
         }
         self.metrics.lag.store(lag, Ordering::Relaxed);
+        self.caught_up = fetched_to_end;
         let mut handled = 0;
         while handled < self.config.poll_batch_records {
             // Like Kafka Streams, pick the buffered record with the smallest timestamp, so

@@ -23,8 +23,6 @@ pub mod json_schema;
 pub mod messages;
 pub mod money;
 pub mod time;
-// `topic.rs` predates this crate's documentation rule and is owned as-is.
-#[allow(missing_docs)]
 pub mod topic;
 pub mod trace;
 pub mod validation;

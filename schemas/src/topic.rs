@@ -16,8 +16,11 @@ pub enum CleanupPolicy {
 /// How a topic is created: the same fields Kafka's `CreateTopics` takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicSpec {
+    /// Kafka-compatible name: 1 to 249 characters of `[A-Za-z0-9._-]`.
     pub name: String,
+    /// Number of partitions; records with the same key always land in the same one.
     pub partitions: u32,
+    /// Delete old records, or keep the latest per key.
     pub cleanup: CleanupPolicy,
     /// `retention.ms`; `None` keeps records forever.
     pub retention_ms: Option<i64>,
@@ -48,11 +51,13 @@ impl TopicSpec {
         }
     }
 
+    /// Sets `retention.ms` (`None`: forever).
     pub fn with_retention_ms(mut self, retention_ms: Option<i64>) -> Self {
         self.retention_ms = retention_ms;
         self
     }
 
+    /// Sets `retention.bytes` per partition (`None`: no size limit).
     pub fn with_retention_bytes(mut self, retention_bytes: Option<u64>) -> Self {
         self.retention_bytes = retention_bytes;
         self

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use orderflow_runtime::{Clock, LogBackend, MetricsRegistry, RunningApp, SystemClock};
 use orderflow_topologies::counter;
 
-use super::open_embedded_log;
+use super::{open_embedded_log, shutdown_on_signal};
 use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
@@ -94,7 +94,7 @@ pub fn run(config: &Config, command: CounterCommand) -> anyhow::Result<()> {
         metrics.clone(),
     )?;
     let start_sequence = produced_so_far(log.as_ref(), args.partitions)?;
-    let stop = AtomicBool::new(false);
+    let stop = shutdown_on_signal()?;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let producer = scope.spawn(|| {
             produce_sequences(
@@ -112,7 +112,7 @@ pub fn run(config: &Config, command: CounterCommand) -> anyhow::Result<()> {
         Ok(())
     })?;
     while app.lag()? > 0 {
-        if !app.is_healthy() {
+        if !app.is_healthy() || stop.load(Ordering::Relaxed) {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -3,7 +3,7 @@
 //! what it did.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -13,7 +13,7 @@ use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs, StringCodec, U
 use orderflow_topologies::counter;
 
 use super::counter::{CounterRunArgs, produce_sequences, produced_so_far};
-use super::{open_embedded_log, spawn_maintenance};
+use super::{open_embedded_log, shutdown_on_signal, spawn_maintenance};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -85,7 +85,7 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         partitions: counter::DEFAULT_PARTITIONS,
     };
     let produce_bar = progress_bar(args.records, "produced");
-    let stop = AtomicBool::new(false);
+    let stop = shutdown_on_signal()?;
     produce_sequences(
         log.as_ref(),
         already,
@@ -101,15 +101,18 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     loop {
         let lag = app.lag()?;
         process_bar.set_position(total_lag.saturating_sub(lag));
-        if lag == 0 || !app.is_healthy() {
+        if lag == 0 || !app.is_healthy() || stop.load(Ordering::Relaxed) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     process_bar.finish();
     let elapsed = started.elapsed();
+    if stop.load(Ordering::Relaxed) {
+        println!("signal received: committing in-flight work and shutting down");
+    }
     app.shutdown()?;
-    stop_maintenance.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop_maintenance.store(true, Ordering::Relaxed);
     let _ = maintenance.join();
 
     let summary = metrics.summary();

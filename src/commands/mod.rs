@@ -24,6 +24,17 @@ pub fn open_embedded_log(config: &Config) -> anyhow::Result<Arc<EmbeddedLog>> {
     Ok(Arc::new(log))
 }
 
+/// A flag that SIGINT (Ctrl-C) and SIGTERM set, so long-running commands can shut down
+/// gracefully: commit in-flight work, flush, and report.
+pub fn shutdown_on_signal() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone())
+            .with_context(|| format!("installing the handler of signal {signal}"))?;
+    }
+    Ok(flag)
+}
+
 /// Renders bytes as UTF-8 when they are, else as hex.
 pub fn printable(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {

@@ -126,6 +126,7 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
                 );
             }
             loop {
+                let generation = log.generation();
                 for (partition, position) in partitions.iter().zip(positions.iter_mut()) {
                     loop {
                         let records = log.fetch(&topic, *partition, *position, 1_000)?;
@@ -143,7 +144,7 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
                 }
                 // The embedded database belongs to this process while it is open, so "follow"
                 // sees records produced by this process's own tools only; it polls regardless.
-                log.wait_for_records(Duration::from_millis(500));
+                log.wait_for_records(generation, Duration::from_millis(500));
             }
         }
     }

@@ -606,13 +606,20 @@ impl LogBackend for EmbeddedLog {
         Ok(self.checkpoints.list()?)
     }
 
-    fn wait_for_records(&self, timeout: Duration) {
+    fn generation(&self) -> u64 {
+        *self
+            .notifier
+            .generation
+            .lock()
+            .expect("notifier lock poisoned")
+    }
+
+    fn wait_for_records(&self, seen: u64, timeout: Duration) {
         let generation = self
             .notifier
             .generation
             .lock()
             .expect("notifier lock poisoned");
-        let seen = *generation;
         let _unused = self
             .notifier
             .changed

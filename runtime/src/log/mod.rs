@@ -78,8 +78,12 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<u64>, LogError>;
     /// Every committed group position.
     fn group_positions(&self) -> Result<Vec<CheckpointEntry>, LogError>;
-    /// Blocks until new records are committed anywhere, or the timeout passes.
-    fn wait_for_records(&self, timeout: Duration);
+    /// A counter that moves whenever records are committed anywhere.
+    fn generation(&self) -> u64;
+    /// Blocks until the generation moves past `seen`, or the timeout passes. Reading the
+    /// generation *before* polling and waiting with it closes the race where records arrive
+    /// between a poll that found nothing and the wait.
+    fn wait_for_records(&self, seen: u64, timeout: Duration);
     /// Wakes every waiter (shutdown).
     fn wake_all(&self);
     /// The engine task state lives in.
