@@ -31,6 +31,7 @@ use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
 use crate::log::LogBackend;
 use crate::metrics::MetricsRegistry;
+use crate::side_tasks::SideTasks;
 use crate::task::{InFlight, Task, TaskId};
 use crate::topology::Topology;
 
@@ -39,8 +40,8 @@ pub fn create_topics(topology: &Topology, log: &dyn LogBackend) -> Result<(), Ru
     for spec in topology.topics() {
         log.create_topic(spec)?;
     }
-    for source_topic in topology.source_topics() {
-        if let Some(spec) = topology.topic(source_topic) {
+    for consumed_topic in topology.consumed_topics() {
+        if let Some(spec) = topology.topic(consumed_topic) {
             log.create_topic(&spec.dead_letter())?;
         }
     }
@@ -83,6 +84,7 @@ pub fn consumer_lag(
 
 /// A running application; dropping it without [`RunningApp::shutdown`] stops it too.
 pub struct RunningApp {
+    side_thread: Option<JoinHandle<Result<(), RuntimeError>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<(), RuntimeError>>>,
     live_threads: Arc<AtomicUsize>,
@@ -113,15 +115,42 @@ impl RunningApp {
     ) -> Result<RunningApp, RuntimeError> {
         config.validate()?;
         create_topics(&topology, log.as_ref())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut side_tasks = SideTasks::open(&topology, log.as_ref(), &config, clock.clone())?;
+        // Like Kafka Streams, global tables are caught up before any stream task runs, so a
+        // task never looks up a row that was already in the topic when the app started.
+        side_tasks.bootstrap(log.as_ref())?;
+        let side_thread = if side_tasks.is_empty() {
+            None
+        } else {
+            let log = log.clone();
+            let stop = stop.clone();
+            let idle_wait = Duration::from_millis(config.commit_interval_ms.clamp(1, 50));
+            Some(
+                std::thread::Builder::new()
+                    .name("orderflow-side".to_string())
+                    .spawn(move || -> Result<(), RuntimeError> {
+                        while !stop.load(Ordering::SeqCst) {
+                            let generation = log.generation();
+                            let handled = side_tasks.poll_global_tables(log.as_ref())?
+                                + side_tasks.poll_effects(log.as_ref())?;
+                            if handled == 0 {
+                                log.wait_for_records(generation, idle_wait);
+                            }
+                        }
+                        Ok(())
+                    })
+                    .map_err(|source| RuntimeError::Thread { thread: 0, source })?,
+            )
+        };
         let tasks = task_ids(&topology);
         let thread_count = config.resolved_stream_threads().min(tasks.len()).max(1);
         let mut assignments: Vec<Vec<TaskId>> = vec![Vec::new(); thread_count];
         for (position, task) in tasks.into_iter().enumerate() {
             assignments[position % thread_count].push(task);
         }
-        let stop = Arc::new(AtomicBool::new(false));
         let live_threads = Arc::new(AtomicUsize::new(thread_count));
-        let mut threads = Vec::with_capacity(thread_count);
         for (thread_index, assigned) in assignments.into_iter().enumerate() {
             let stream_thread = StreamThread {
                 topology: topology.clone(),
@@ -149,6 +178,7 @@ impl RunningApp {
             threads.push(handle);
         }
         Ok(RunningApp {
+            side_thread,
             stop,
             threads,
             live_threads,
@@ -163,9 +193,13 @@ impl RunningApp {
         &self.metrics
     }
 
-    /// Whether every stream thread is still running.
+    /// Whether every stream thread, and the side-task thread, is still running.
     pub fn is_healthy(&self) -> bool {
         self.live_threads.load(Ordering::SeqCst) == self.threads.len()
+            && self
+                .side_thread
+                .as_ref()
+                .is_none_or(|thread| !thread.is_finished())
     }
 
     /// Records not yet committed as processed, over every input partition.
@@ -200,6 +234,20 @@ impl RunningApp {
                 }
             }
         }
+        if let Some(side_thread) = self.side_thread.take() {
+            match side_thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    first_error.get_or_insert(error);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(RuntimeError::Config {
+                        field: "side-tasks",
+                        reason: "the side-task thread panicked".to_string(),
+                    });
+                }
+            }
+        }
         self.log.state_engine().persist()?;
         first_error.map_or(Ok(()), Err)
     }
@@ -207,7 +255,7 @@ impl RunningApp {
 
 impl Drop for RunningApp {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || self.side_thread.is_some() {
             let _ = self.stop_threads();
         }
     }

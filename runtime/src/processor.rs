@@ -145,6 +145,14 @@ impl<K, V> ProcessorContext<'_, K, V> {
         self.core.key_value_store::<SK, SV>(self.node, name)
     }
 
+    /// A read-only view of a global table (the whole table, whatever this task's partition).
+    pub fn global_table<SK: 'static, SV: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::global::GlobalTableView<'_, SK, SV>, ProcessError> {
+        self.core.global_table::<SK, SV>(name)
+    }
+
     /// A typed window store attached to this processor.
     pub fn window_store<SK: 'static, SV: 'static>(
         &mut self,

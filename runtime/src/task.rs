@@ -53,6 +53,7 @@ pub struct TaskCore {
     pub(crate) transaction: StoreTransaction,
     stores: HashMap<String, StoreHandle>,
     pub(crate) timer_space: usize,
+    global_tables: HashMap<String, orderflow_state_stores::Space>,
     pub(crate) queue: VecDeque<(usize, ErasedRecord)>,
     outputs: Vec<(String, u32, LogRecord)>,
     pub(crate) metadata: Option<RecordMetadata>,
@@ -121,6 +122,27 @@ impl TaskCore {
                 value: codecs.value.as_ref(),
             },
         ))
+    }
+
+    pub(crate) fn global_table<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::global::GlobalTableView<'_, K, V>, ProcessError> {
+        let definition = self
+            .topology
+            .global_tables
+            .iter()
+            .find(|table| table.name == name)
+            .ok_or_else(|| ProcessError::StoreNotAttached {
+                store: name.to_string(),
+                processor: "(global tables are declared with add_global_table)".to_string(),
+            })?;
+        let space = self
+            .global_tables
+            .get(name)
+            .expect("a task opens every global table")
+            .clone();
+        crate::global::view(self.transaction.engine(), space, definition)
     }
 
     pub(crate) fn window_store<K: 'static, V: 'static>(
@@ -239,6 +261,17 @@ impl Task {
             );
         }
         let timer_space = transaction.register(&timers::timer_space_name(&application_id))?;
+        let mut global_tables = HashMap::new();
+        for table in &topology.global_tables {
+            global_tables.insert(
+                table.name.clone(),
+                log.state_engine()
+                    .space(&crate::global::global_table_space_name(
+                        &application_id,
+                        &table.name,
+                    ))?,
+            );
+        }
         let stream_time = transaction
             .get(timer_space, &timers::stream_time_key(id.partition))?
             .and_then(|bytes| bytes.as_slice().try_into().ok().map(i64::from_be_bytes))
@@ -291,6 +324,7 @@ impl Task {
                 transaction,
                 stores,
                 timer_space,
+                global_tables,
                 queue: VecDeque::new(),
                 outputs: Vec::new(),
                 metadata: None,

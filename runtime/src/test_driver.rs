@@ -21,6 +21,7 @@ use crate::metrics::MetricsRegistry;
 use crate::partitioner::partition_for_key;
 use crate::record::{LogRecord, Record, StoredRecord};
 use crate::serde::{RecordDecoder, RecordSerde};
+use crate::side_tasks::SideTasks;
 use crate::task::Task;
 use crate::topology::{Topology, TypedStoreCodecs, store_space_name};
 
@@ -32,6 +33,7 @@ pub struct TopologyTestDriver {
     config: RuntimeConfig,
     metrics: Arc<MetricsRegistry>,
     tasks: Vec<Task>,
+    side_tasks: SideTasks,
     read_positions: HashMap<(String, u32), u64>,
 }
 
@@ -61,13 +63,16 @@ impl TopologyTestDriver {
         let log = EmbeddedLog::in_memory();
         let topology = Arc::new(topology);
         create_topics(&topology, &log)?;
+        let clock = ManualClock::new(start_ms);
+        let side_tasks = SideTasks::open(&topology, &log, &config, Arc::new(clock.clone()))?;
         let mut driver = Self {
             topology,
             log,
-            clock: ManualClock::new(start_ms),
+            clock,
             config,
             metrics: MetricsRegistry::new(),
             tasks: Vec::new(),
+            side_tasks,
             read_positions: HashMap::new(),
         };
         driver.open_tasks()?;
@@ -153,8 +158,9 @@ impl TopologyTestDriver {
     pub fn run_until_idle(&mut self) -> Result<usize, RuntimeError> {
         let mut total = 0;
         loop {
-            let handled = self.process_once()?;
+            let mut handled = self.process_once()?;
             self.commit_all()?;
+            handled += self.run_effects()?;
             total += handled;
             if handled == 0 {
                 return Ok(total);
@@ -162,14 +168,20 @@ impl TopologyTestDriver {
         }
     }
 
-    /// One poll of every task, without committing (see [`Self::crash`]).
+    /// Global tables first, then one poll of every stream task without committing it (see
+    /// [`Self::crash`]), then the effect executors (which commit their own results).
     pub fn process_once(&mut self) -> Result<usize, RuntimeError> {
         let now_ms = self.clock.now_ms();
-        let mut handled = 0;
+        let mut handled = self.side_tasks.poll_global_tables(&self.log)?;
         for task in &mut self.tasks {
             handled += task.poll(&self.log, now_ms)?;
         }
         Ok(handled)
+    }
+
+    /// Runs the effect executors once over what is committed.
+    pub fn run_effects(&mut self) -> Result<usize, RuntimeError> {
+        self.side_tasks.poll_effects(&self.log)
     }
 
     pub fn commit_all(&mut self) -> Result<(), RuntimeError> {

@@ -11,7 +11,9 @@ use super::{
     CloneFn, DecodeFn, EncodeFn, Node, NodeKind, StoreDefinition, StreamTypes, SubTopology,
     Topology, TypedStoreCodecs, erase_factory,
 };
+use crate::effects::{EffectDefinition, EffectHandler};
 use crate::error::TopologyError;
+use crate::global::{GlobalTableDefinition, ProjectFn};
 use crate::processor::{Data, ErasedRecord, Processor};
 use crate::serde::{RecordDecoder, RecordEncoder};
 
@@ -33,6 +35,8 @@ pub struct TopologyBuilder {
     nodes: Vec<PendingNode>,
     stores: Vec<PendingStore>,
     topics: Vec<TopicSpec>,
+    global_tables: Vec<GlobalTableDefinition>,
+    effects: Vec<EffectDefinition>,
     errors: Vec<TopologyError>,
 }
 
@@ -238,14 +242,104 @@ impl TopologyBuilder {
         self.add_store(name, Some(retention), key, value)
     }
 
+    /// A global table named `name`: every record of `topic` is decoded, projected by `project`
+    /// into `Some((key, Some(value)))` (put), `Some((key, None))` (delete) or `None` (skip), and
+    /// the result is readable by every processor through `ProcessorContext::global_table`.
+    pub fn add_global_table<K: 'static, V: 'static, SK: 'static, SV: 'static>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        decoder: impl RecordDecoder<K, V> + 'static,
+        key_codec: impl Codec<SK> + 'static,
+        value_codec: impl Codec<SV> + 'static,
+        project: impl Fn(K, V) -> Option<(SK, Option<SV>)> + Send + Sync + 'static,
+    ) -> &mut Self {
+        if self.global_tables.iter().any(|table| table.name == name)
+            || self
+                .stores
+                .iter()
+                .any(|store| store.definition.name == name)
+        {
+            self.errors.push(TopologyError::DuplicateStore {
+                store: name.to_string(),
+            });
+            return self;
+        }
+        let key_codec: Arc<dyn Codec<SK>> = Arc::new(key_codec);
+        let value_codec: Arc<dyn Codec<SV>> = Arc::new(value_codec);
+        let codecs: Arc<dyn Any + Send + Sync> = Arc::new(TypedStoreCodecs::<SK, SV> {
+            key: key_codec.clone(),
+            value: value_codec.clone(),
+        });
+        let project: ProjectFn = Arc::new(move |record| {
+            let (key, value) = decoder.decode(record)?;
+            let Some((store_key, store_value)) = project(key, value) else {
+                return Ok(None);
+            };
+            let encoded_key = key_codec.encode_to_vec(&store_key)?;
+            if encoded_key.is_empty() {
+                return Err("the projected key encodes to no bytes".to_string());
+            }
+            let encoded_value = match store_value {
+                Some(value) => Some(value_codec.encode_to_vec(&value)?),
+                None => None,
+            };
+            Ok(Some((encoded_key, encoded_value)))
+        });
+        self.global_tables.push(GlobalTableDefinition {
+            name: name.to_string(),
+            topic: topic.to_string(),
+            project,
+            codecs,
+        });
+        self
+    }
+
+    /// An effect executor: requests on `request_topic` are performed by `handler` on the
+    /// runtime's side-task thread and its results appended to `result_topic` (see
+    /// [`crate::effects`]).
+    pub fn add_effect(
+        &mut self,
+        name: &str,
+        request_topic: &str,
+        result_topic: &str,
+        handler: Arc<dyn EffectHandler>,
+    ) -> &mut Self {
+        if self.effects.iter().any(|effect| effect.name == name) {
+            self.errors
+                .push(TopologyError::DuplicateNode(name.to_string()));
+            return self;
+        }
+        self.effects.push(EffectDefinition {
+            name: name.to_string(),
+            request_topic: request_topic.to_string(),
+            result_topic: result_topic.to_string(),
+            handler,
+        });
+        self
+    }
+
     /// Validates the graph and freezes it.
     pub fn build(self) -> Result<Topology, TopologyError> {
         let TopologyBuilder {
             nodes: pending,
             stores: pending_stores,
             topics,
+            global_tables,
+            effects,
             mut errors,
         } = self;
+        for topic in global_tables.iter().map(|table| &table.topic).chain(
+            effects
+                .iter()
+                .flat_map(|effect| [&effect.request_topic, &effect.result_topic]),
+        ) {
+            if !topics.iter().any(|spec| spec.name == *topic) {
+                errors.push(TopologyError::UndeclaredTopic {
+                    topic: topic.clone(),
+                });
+            }
+        }
         if !errors.is_empty() {
             return Err(errors.remove(0));
         }
@@ -429,6 +523,8 @@ impl TopologyBuilder {
             stores,
             topics,
             sub_topologies,
+            global_tables,
+            effects,
         })
     }
 }

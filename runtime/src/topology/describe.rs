@@ -64,6 +64,20 @@ impl Topology {
                 }
             }
         }
+        for table in &self.global_tables {
+            let _ = writeln!(
+                text,
+                "   Global table: {} (topic: {})",
+                table.name, table.topic
+            );
+        }
+        for effect in &self.effects {
+            let _ = writeln!(
+                text,
+                "   Effect: {} ({} -> {})",
+                effect.name, effect.request_topic, effect.result_topic
+            );
+        }
         text
     }
 

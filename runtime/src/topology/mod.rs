@@ -181,6 +181,8 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreDefinition>,
     pub(crate) topics: Vec<TopicSpec>,
     pub(crate) sub_topologies: Vec<SubTopology>,
+    pub(crate) global_tables: Vec<crate::global::GlobalTableDefinition>,
+    pub(crate) effects: Vec<crate::effects::EffectDefinition>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -228,6 +230,29 @@ impl Topology {
             .iter()
             .map(|store| store.name.as_str())
             .collect()
+    }
+
+    /// Names of the global tables.
+    pub fn global_table_names(&self) -> Vec<&str> {
+        self.global_tables
+            .iter()
+            .map(|table| table.name.as_str())
+            .collect()
+    }
+
+    /// Topics every task must be able to dead-letter into: sources, global tables and effect
+    /// requests.
+    pub fn consumed_topics(&self) -> Vec<&str> {
+        let mut topics = self.source_topics();
+        topics.extend(self.global_tables.iter().map(|table| table.topic.as_str()));
+        topics.extend(
+            self.effects
+                .iter()
+                .map(|effect| effect.request_topic.as_str()),
+        );
+        topics.sort_unstable();
+        topics.dedup();
+        topics
     }
 
     pub(crate) fn store(&self, name: &str) -> Option<&StoreDefinition> {

@@ -1,0 +1,221 @@
+//! Global tables: a read-only copy of a whole topic's table in every task, like Kafka Streams'
+//! `GlobalKTable`.
+//!
+//! Processors keyed one way look up data keyed another way (the order saga, keyed by order id,
+//! prices lines from the product table, keyed by sku) without repartitioning. A global table is
+//! fed by its own task, which reads every partition of its topic, projects each record into a
+//! store entry, and commits the entries with its positions in one batch. At start-up the runtime
+//! brings every global table up to the end of its topic before stream tasks run.
+
+use std::any::Any;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use orderflow_state_stores::{
+    CommittedKeyValueStore, Space, StorageEngine, StoreCodecs, WriteBatch,
+};
+
+use crate::clock::Clock;
+use crate::dead_letter::{self, Failure, FailureStage};
+use crate::error::{ProcessError, RuntimeError};
+use crate::log::{LogBackend, LogTransaction};
+use crate::record::LogRecord;
+use crate::topology::TypedStoreCodecs;
+
+/// Turns a log record into the store write it implies: `Ok(None)` skips the record,
+/// `Some((key, None))` deletes the key.
+pub(crate) type ProjectFn =
+    Arc<dyn Fn(&LogRecord) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, String> + Send + Sync>;
+
+/// A declared global table.
+#[derive(Clone)]
+pub(crate) struct GlobalTableDefinition {
+    pub name: String,
+    pub topic: String,
+    pub project: ProjectFn,
+    pub codecs: Arc<dyn Any + Send + Sync>,
+}
+
+/// The keyspace of a global table.
+pub fn global_table_space_name(application_id: &str, table: &str) -> String {
+    format!("global.{application_id}.{table}")
+}
+
+/// The consumer group that tracks a global table's positions.
+pub fn global_table_group(application_id: &str, table: &str) -> String {
+    format!("{application_id}.global.{table}")
+}
+
+/// Keeps one global table up to date.
+pub(crate) struct GlobalTableTask {
+    definition: GlobalTableDefinition,
+    group: String,
+    application_id: String,
+    space: Space,
+    positions: Vec<u64>,
+    poll_batch: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl GlobalTableTask {
+    pub fn open(
+        definition: GlobalTableDefinition,
+        application_id: &str,
+        log: &dyn LogBackend,
+        poll_batch: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
+        let group = global_table_group(application_id, &definition.name);
+        let space = log
+            .state_engine()
+            .space(&global_table_space_name(application_id, &definition.name))?;
+        let partitions = log
+            .topic(&definition.topic)
+            .ok_or_else(|| crate::error::LogError::UnknownTopic {
+                topic: definition.topic.clone(),
+            })?
+            .partitions;
+        let mut positions = Vec::new();
+        for partition in 0..partitions {
+            positions.push(
+                match log.committed_position(&group, &definition.topic, partition)? {
+                    Some(position) => position,
+                    None => log.offsets(&definition.topic, partition)?.log_start,
+                },
+            );
+        }
+        Ok(Self {
+            definition,
+            group,
+            application_id: application_id.to_string(),
+            space,
+            positions,
+            poll_batch,
+            clock,
+        })
+    }
+
+    /// Applies one batch per partition and commits it; returns how many records it applied.
+    pub fn poll(&mut self, log: &dyn LogBackend) -> Result<usize, RuntimeError> {
+        let mut state = WriteBatch::new();
+        let mut dead_letters = Vec::new();
+        let mut applied = 0;
+        let topic = self.definition.topic.clone();
+        for (partition, position) in self.positions.iter_mut().enumerate() {
+            let partition = partition as u32;
+            let records = log.fetch(&topic, partition, *position, self.poll_batch)?;
+            for stored in records {
+                *position = stored.offset + 1;
+                applied += 1;
+                match (self.definition.project)(&stored.record) {
+                    Ok(Some((key, value))) => state.write(&self.space, key, value),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(
+                            table = %self.definition.name,
+                            topic = %topic,
+                            partition,
+                            offset = stored.offset,
+                            error = %error,
+                            "global table record sent to the dead-letter topic"
+                        );
+                        dead_letters.push((
+                            orderflow_schemas::topic::dead_letter_topic_name(&topic),
+                            partition,
+                            dead_letter::dead_letter(
+                                &stored,
+                                &Failure {
+                                    application_id: &self.application_id,
+                                    topic: &topic,
+                                    partition,
+                                    node: &self.definition.name,
+                                    stage: FailureStage::Decode,
+                                    error,
+                                    failed_at_ms: self.clock.now_ms(),
+                                },
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if applied == 0 {
+            return Ok(0);
+        }
+        log.commit(LogTransaction {
+            group: self.group.clone(),
+            outputs: dead_letters,
+            positions: self
+                .positions
+                .iter()
+                .enumerate()
+                .map(|(partition, position)| (topic.clone(), partition as u32, *position))
+                .collect(),
+            state,
+        })?;
+        Ok(applied)
+    }
+
+    /// Whether every partition has been applied to its end.
+    pub fn is_caught_up(&self, log: &dyn LogBackend) -> Result<bool, RuntimeError> {
+        for (partition, position) in self.positions.iter().enumerate() {
+            if log.offsets(&self.definition.topic, partition as u32)?.end > *position {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A read-only view of a global table, for processors.
+pub struct GlobalTableView<'a, K, V> {
+    store: CommittedKeyValueStore<'a, K, V>,
+}
+
+impl<K, V> std::fmt::Debug for GlobalTableView<'_, K, V> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("GlobalTableView").finish()
+    }
+}
+
+impl<K, V> GlobalTableView<'_, K, V> {
+    pub fn get(&self, key: &K) -> Result<Option<V>, ProcessError> {
+        Ok(self.store.get(key)?)
+    }
+
+    pub fn range(
+        &self,
+        lower: Bound<&K>,
+        upper: Bound<&K>,
+        limit: usize,
+    ) -> Result<Vec<(K, V)>, ProcessError> {
+        Ok(self.store.range(lower, upper, limit)?)
+    }
+}
+
+/// Opens a typed view of a global table's committed state.
+pub(crate) fn view<'a, K: 'static, V: 'static>(
+    engine: &'a StorageEngine,
+    space: Space,
+    definition: &'a GlobalTableDefinition,
+) -> Result<GlobalTableView<'a, K, V>, ProcessError> {
+    let codecs = definition
+        .codecs
+        .downcast_ref::<TypedStoreCodecs<K, V>>()
+        .ok_or_else(|| ProcessError::StoreType {
+            store: definition.name.clone(),
+            requested: std::any::type_name::<(K, V)>(),
+            actual: "other types",
+        })?;
+    Ok(GlobalTableView {
+        store: CommittedKeyValueStore::new(
+            engine,
+            space,
+            StoreCodecs {
+                name: &definition.name,
+                key: codecs.key.as_ref(),
+                value: codecs.value.as_ref(),
+            },
+        ),
+    })
+}
