@@ -164,16 +164,20 @@ impl RunningApp {
             let handle = std::thread::Builder::new()
                 .name(format!("orderflow-stream-{thread_index}"))
                 .spawn(move || {
+                    // Counts the thread out however it ends, panics included.
+                    let _alive = LiveThreadGuard(live);
                     let result = stream_thread.run(assigned);
                     if let Err(error) = &result {
                         tracing::error!(thread = thread_index, error = %error, "stream thread failed");
                     }
-                    live.fetch_sub(1, Ordering::SeqCst);
                     result
                 })
-                .map_err(|source| RuntimeError::Thread {
-                    thread: thread_index,
-                    source,
+                .map_err(|source| {
+                    stop.store(true, Ordering::SeqCst);
+                    RuntimeError::Thread {
+                        thread: thread_index,
+                        source,
+                    }
                 })?;
             threads.push(handle);
         }
@@ -258,6 +262,14 @@ impl Drop for RunningApp {
         if !self.threads.is_empty() || self.side_thread.is_some() {
             let _ = self.stop_threads();
         }
+    }
+}
+
+struct LiveThreadGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveThreadGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

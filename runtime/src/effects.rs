@@ -99,16 +99,21 @@ impl EffectTask {
         let request_topic = self.definition.request_topic.clone();
         for partition in 0..self.positions.len() {
             let partition_id = partition as u32;
+            let end = log.offsets(&request_topic, partition_id)?.end;
+            if self.positions[partition] >= end {
+                continue;
+            }
             let requests = log.fetch(
                 &request_topic,
                 partition_id,
                 self.positions[partition],
                 self.poll_batch,
             )?;
-            let Some(last) = requests.last() else {
-                continue;
+            // A short fetch returned everything below `end`; missing offsets are gaps.
+            let next_position = match requests.last() {
+                Some(last) if requests.len() >= self.poll_batch => last.offset + 1,
+                _ => end,
             };
-            let next_position = last.offset + 1;
             let mut outputs = Vec::with_capacity(requests.len());
             for stored in &requests {
                 match self.definition.handler.execute(&stored.record) {

@@ -108,6 +108,8 @@ pub enum TopologyError {
         right: String,
         right_partitions: u32,
     },
+    #[error("topic `{topic}` is read by two sources; read it once and forward to both branches")]
+    TopicReadTwice { topic: String },
     #[error("the topology has no source; add one with add_source")]
     NoSource,
     #[error("topic `{topic}` has 0 partitions; a topic needs at least one")]

@@ -103,7 +103,18 @@ impl GlobalTableTask {
         let topic = self.definition.topic.clone();
         for (partition, position) in self.positions.iter_mut().enumerate() {
             let partition = partition as u32;
+            // As in tasks: the end is read first, so a short fetch proves offsets below it that
+            // it did not return are gaps, which are stepped over.
+            let end = log.offsets(&topic, partition)?.end;
+            if *position >= end {
+                continue;
+            }
             let records = log.fetch(&topic, partition, *position, self.poll_batch)?;
+            let complete = records.len() < self.poll_batch;
+            if records.is_empty() {
+                *position = end;
+                applied += 1;
+            }
             for stored in records {
                 *position = stored.offset + 1;
                 applied += 1;
@@ -137,6 +148,9 @@ impl GlobalTableTask {
                         ));
                     }
                 }
+            }
+            if complete {
+                *position = (*position).max(end);
             }
         }
         if applied == 0 {

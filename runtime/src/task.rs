@@ -11,8 +11,7 @@ use std::time::Instant;
 
 use orderflow_schemas::topic::dead_letter_topic_name;
 use orderflow_state_stores::{
-    StoreCodecs, StoreTransaction, TransactionalKeyValueStore, TransactionalWindowStore,
-    WindowStoreProgress, WriteBatch,
+    StoreCodecs, StoreTransaction, TransactionalKeyValueStore, TransactionalWindowStore, WriteBatch,
 };
 
 use crate::clock::Clock;
@@ -42,7 +41,6 @@ impl std::fmt::Display for TaskId {
 
 pub(crate) struct StoreHandle {
     space: usize,
-    window_progress: WindowStoreProgress,
 }
 
 /// The part of a task processors reach through their context.
@@ -53,6 +51,7 @@ pub struct TaskCore {
     pub(crate) transaction: StoreTransaction,
     stores: HashMap<String, StoreHandle>,
     pub(crate) timer_space: usize,
+    pub(crate) timer_prefix: [u8; 8],
     global_tables: HashMap<String, orderflow_state_stores::Space>,
     pub(crate) queue: VecDeque<(usize, ErasedRecord)>,
     outputs: Vec<(String, u32, LogRecord)>,
@@ -101,6 +100,13 @@ impl TaskCore {
             .topology
             .store(name)
             .expect("attached stores are declared");
+        if definition.window.is_some() {
+            return Err(ProcessError::StoreType {
+                store: name.to_string(),
+                requested: "a key-value store",
+                actual: "a window store",
+            });
+        }
         let codecs = definition
             .codecs
             .downcast_ref::<TypedStoreCodecs<K, V>>()
@@ -172,7 +178,7 @@ impl TaskCore {
             })?;
         let handle = self
             .stores
-            .get_mut(name)
+            .get(name)
             .expect("a task opens every store of its sub-topology");
         Ok(TransactionalWindowStore::new(
             &mut self.transaction,
@@ -183,7 +189,6 @@ impl TaskCore {
                 value: codecs.value.as_ref(),
             },
             retention,
-            &mut handle.window_progress,
         ))
     }
 }
@@ -194,14 +199,22 @@ struct Input {
     dead_letter_topic: String,
     next_offset: u64,
     buffer: VecDeque<StoredRecord>,
+    /// Every record below this offset has been fetched (offsets missing below it are gaps).
+    read_to: u64,
 }
 
-/// A record being processed, remembered so that a panic can be pinned on it.
+/// What a task was doing, remembered so that a panic can be pinned on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct InFlight {
-    /// Index of the input (source) within the task.
-    pub input: usize,
-    pub offset: u64,
+pub enum InFlight {
+    /// An input record: the input's index within the task, and the record's offset.
+    Record { input: usize, offset: u64 },
+    /// A timer callback.
+    Timer {
+        node: String,
+        kind: TimerKind,
+        key: Vec<u8>,
+        due_ms: i64,
+    },
 }
 
 /// One sub-topology on one partition.
@@ -252,13 +265,7 @@ impl Task {
         for store in &sub_topology.stores {
             let space =
                 transaction.register(&store_space_name(&application_id, store, id.partition))?;
-            stores.insert(
-                store.clone(),
-                StoreHandle {
-                    space,
-                    window_progress: WindowStoreProgress::default(),
-                },
-            );
+            stores.insert(store.clone(), StoreHandle { space });
         }
         let timer_space = transaction.register(&timers::timer_space_name(&application_id))?;
         let mut global_tables = HashMap::new();
@@ -272,10 +279,12 @@ impl Task {
                     ))?,
             );
         }
+        let timer_prefix = timers::task_prefix(id.sub_topology, id.partition);
+        // Unknown until the first record: no stream-time timer fires before any record arrives.
         let stream_time = transaction
-            .get(timer_space, &timers::stream_time_key(id.partition))?
+            .get(timer_space, &timers::stream_time_key(&timer_prefix))?
             .and_then(|bytes| bytes.as_slice().try_into().ok().map(i64::from_be_bytes))
-            .unwrap_or(0);
+            .unwrap_or(i64::MIN);
 
         let mut processors: Vec<Option<Box<dyn ErasedProcessor>>> = Vec::new();
         let mut processor_metrics = Vec::new();
@@ -312,6 +321,7 @@ impl Task {
                     dead_letter_topic: dead_letter_topic_name(topic),
                     next_offset,
                     buffer: VecDeque::new(),
+                    read_to: 0,
                 });
             }
         }
@@ -324,6 +334,7 @@ impl Task {
                 transaction,
                 stores,
                 timer_space,
+                timer_prefix,
                 global_tables,
                 queue: VecDeque::new(),
                 outputs: Vec::new(),
@@ -376,18 +387,32 @@ impl Task {
         let mut lag = 0;
         let mut fetched_to_end = true;
         for input in &mut self.inputs {
-            if input.buffer.is_empty() {
-                let fetched = log.fetch(
-                    &input.topic,
-                    self.id.partition,
-                    input.next_offset,
-                    self.config.poll_batch_records,
-                )?;
-                input.buffer.extend(fetched);
-            }
+            // The end is read before fetching: a fetch that returns less than asked has then
+            // returned every record below it, and any offset it skipped is a gap (a failed
+            // append), which the task steps over instead of waiting for it forever.
             let end = log.offsets(&input.topic, self.id.partition)?.end;
+            if input.buffer.is_empty() {
+                if input.next_offset < end {
+                    let fetched = log.fetch(
+                        &input.topic,
+                        self.id.partition,
+                        input.next_offset,
+                        self.config.poll_batch_records,
+                    )?;
+                    if fetched.len() < self.config.poll_batch_records {
+                        input.read_to = end;
+                    }
+                    input.buffer.extend(fetched);
+                    if input.buffer.is_empty() && input.read_to > input.next_offset {
+                        input.next_offset = input.read_to;
+                        self.dirty = true;
+                    }
+                } else {
+                    input.read_to = input.read_to.max(end);
+                }
+            }
             lag += end.saturating_sub(input.next_offset);
-            fetched_to_end &= end <= input.next_offset + input.buffer.len() as u64;
+            fetched_to_end &= input.read_to >= end;
         }
         self.metrics.lag.store(lag, Ordering::Relaxed);
         self.caught_up = fetched_to_end;
@@ -412,9 +437,9 @@ impl Task {
             self.process_next(input_index)?;
             handled += 1;
         }
-        let previous_stream_time = self.core.stream_time;
-        handled += self.fire_timers(TimerKind::StreamTime, self.core.stream_time)?;
-        debug_assert!(self.core.stream_time >= previous_stream_time);
+        if self.core.stream_time != i64::MIN {
+            handled += self.fire_timers(TimerKind::StreamTime, self.core.stream_time)?;
+        }
         handled += self.fire_timers(TimerKind::WallClock, now_ms)?;
         Ok(handled)
     }
@@ -426,8 +451,11 @@ impl Task {
             .pop_front()
             .expect("the caller picked a non-empty buffer");
         input.next_offset = stored.offset + 1;
+        if input.buffer.is_empty() {
+            input.next_offset = input.next_offset.max(input.read_to);
+        }
         let source_node = input.source_node;
-        let in_flight = InFlight {
+        let in_flight = InFlight::Record {
             input: input_index,
             offset: stored.offset,
         };
@@ -447,6 +475,7 @@ impl Task {
             return Ok(());
         }
         let started = Instant::now();
+        self.in_flight = Some(in_flight);
         let NodeKind::Source {
             decode,
             clone_record,
@@ -458,6 +487,7 @@ impl Task {
         let (key, value) = match decode(&stored.record) {
             Ok(decoded) => decoded,
             Err(error) => {
+                self.in_flight = None;
                 self.send_to_dead_letters(
                     input_index,
                     &stored,
@@ -469,7 +499,6 @@ impl Task {
             }
         };
         let clone_record = clone_record.clone();
-        self.in_flight = Some(in_flight);
         self.core.metadata = Some(RecordMetadata {
             topic: self.inputs[input_index].topic.clone(),
             partition: self.id.partition,
@@ -606,22 +635,26 @@ impl Task {
         self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Fires the timers of `kind` due by `up_to`, at most one batch per call.
+    /// Fires the timers of `kind` due by `up_to`, at most one batch per call, each claimed just
+    /// before its callback and rolled back with it if the callback fails.
     fn fire_timers(&mut self, kind: TimerKind, up_to: i64) -> Result<usize, RuntimeError> {
-        let due = timers::take_due(&mut self.core, kind, up_to, self.config.poll_batch_records)
-            .map_err(|error| match error {
-                ProcessError::Store(store) => RuntimeError::Store(store),
-                other => RuntimeError::Config {
-                    field: "timers",
-                    reason: other.to_string(),
-                },
-            })?;
-        let fired = due.len();
-        if fired > 0 {
-            self.dirty = true;
-        }
+        let store_error = |error: ProcessError| match error {
+            ProcessError::Store(store) => RuntimeError::Store(store),
+            other => RuntimeError::Config {
+                field: "timers",
+                reason: other.to_string(),
+            },
+        };
+        let due = timers::due(&self.core, kind, up_to, self.config.poll_batch_records)
+            .map_err(store_error)?;
+        let mut fired = 0;
         let topology = self.core.topology.clone();
         for (node_name, timer) in due {
+            if !timers::claim(&mut self.core, &node_name, &timer).map_err(store_error)? {
+                continue;
+            }
+            self.dirty = true;
+            fired += 1;
             let Some(node) = topology.nodes.iter().position(|node| {
                 node.name == node_name && node.sub_topology == self.id.sub_topology
             }) else {
@@ -631,6 +664,17 @@ impl Task {
             let Some(processor) = self.processors[node].as_mut() else {
                 continue;
             };
+            let in_flight = InFlight::Timer {
+                node: node_name.clone(),
+                kind,
+                key: timer.key.clone(),
+                due_ms: timer.due_ms,
+            };
+            if let Some(panic_message) = self.poisoned.remove(&in_flight) {
+                tracing::error!(task = %self.id, node = %node_name, due_ms = timer.due_ms, panic = %panic_message, "dropping a timer whose callback keeps panicking");
+                continue;
+            }
+            self.in_flight = Some(in_flight);
             self.core.metadata = None;
             self.core.transaction.savepoint();
             let outputs_before = self.core.outputs.len();
@@ -639,6 +683,7 @@ impl Task {
                 .on_timer(&mut self.core, node, timer)
                 .map_err(|error| (node, error))
                 .and_then(|()| self.drain_queue());
+            self.in_flight = None;
             self.metrics.timers_fired.fetch_add(1, Ordering::Relaxed);
             if let Err((failed_node, error)) = result {
                 self.core.transaction.rollback_to_savepoint();
@@ -667,7 +712,7 @@ impl Task {
         let started = Instant::now();
         self.core.transaction.write(
             self.core.timer_space,
-            timers::stream_time_key(self.id.partition),
+            timers::stream_time_key(&self.core.timer_prefix),
             Some(self.core.stream_time.to_be_bytes().to_vec()),
         );
         let mut state = WriteBatch::new();

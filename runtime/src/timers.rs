@@ -5,10 +5,13 @@
 //! cancelling and firing commit atomically with the state and input positions: a timer fires
 //! exactly once even across crashes, and a rolled-back record leaves no timer behind.
 //!
-//! Layout (all keys start with the task's partition, big-endian):
-//! - `p | 'T' | kind | due (ordered i64) | node length u16 | node | key` -> payload: the due queue;
-//! - `p | 'I' | kind | node length u16 | node | key` -> due: finds a timer to move or cancel;
-//! - `p | 'S'` -> stream time, so stream-time timers resume where they were after a restart.
+//! Layout (all keys start with the task's sub-topology and partition, `t`, big-endian):
+//! - `t | 'T' | kind | due (ordered i64) | node length u16 | node | key` -> payload: the queue;
+//! - `t | 'I' | kind | node length u16 | node | key` -> due: finds a timer to move or cancel;
+//! - `t | 'S'` -> stream time, so stream-time timers resume where they were after a restart.
+//!
+//! Firing claims one timer at a time (deleting both entries) right before its callback, so a
+//! callback that cancels or moves a later timer of the same batch is honoured.
 
 use std::ops::{Bound, ControlFlow};
 
@@ -49,9 +52,19 @@ fn node_and_key(out: &mut Vec<u8>, node: &str, key: &[u8]) {
     out.extend_from_slice(key);
 }
 
-fn queue_key(partition: u32, kind: TimerKind, due: i64, node: &str, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + node.len() + key.len());
-    out.extend_from_slice(&partition.to_be_bytes());
+/// The key prefix of one task's timers: sub-topology and partition, big-endian.
+pub(crate) fn task_prefix(sub_topology: usize, partition: u32) -> [u8; 8] {
+    let mut prefix = [0u8; 8];
+    prefix[..4].copy_from_slice(&(sub_topology as u32).to_be_bytes());
+    prefix[4..].copy_from_slice(&partition.to_be_bytes());
+    prefix
+}
+
+const PREFIX_LENGTH: usize = 8;
+
+fn queue_key(prefix: &[u8; 8], kind: TimerKind, due: i64, node: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20 + node.len() + key.len());
+    out.extend_from_slice(prefix);
     out.push(b'T');
     out.push(kind.tag());
     out.extend_from_slice(&encode_i64_ordered(due));
@@ -59,27 +72,30 @@ fn queue_key(partition: u32, kind: TimerKind, due: i64, node: &str, key: &[u8]) 
     out
 }
 
-fn index_key(partition: u32, kind: TimerKind, node: &str, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + node.len() + key.len());
-    out.extend_from_slice(&partition.to_be_bytes());
+fn index_key(prefix: &[u8; 8], kind: TimerKind, node: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + node.len() + key.len());
+    out.extend_from_slice(prefix);
     out.push(b'I');
     out.push(kind.tag());
     node_and_key(&mut out, node, key);
     out
 }
 
-pub(crate) fn stream_time_key(partition: u32) -> Vec<u8> {
-    let mut out = partition.to_be_bytes().to_vec();
+pub(crate) fn stream_time_key(prefix: &[u8; 8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
     out.push(b'S');
     out
 }
 
 /// Splits a due-queue key into (due, node, timer key).
 fn parse_queue_key(encoded: &[u8]) -> Option<(i64, &str, &[u8])> {
-    let due = decode_i64_ordered(encoded.get(6..14)?.try_into().ok()?);
-    let node_length = u16::from_be_bytes(encoded.get(14..16)?.try_into().ok()?) as usize;
-    let node = std::str::from_utf8(encoded.get(16..16 + node_length)?).ok()?;
-    let key = encoded.get(16 + node_length..)?;
+    let due_start = PREFIX_LENGTH + 2;
+    let due = decode_i64_ordered(encoded.get(due_start..due_start + 8)?.try_into().ok()?);
+    let node_start = due_start + 10;
+    let node_length =
+        u16::from_be_bytes(encoded.get(due_start + 8..node_start)?.try_into().ok()?) as usize;
+    let node = std::str::from_utf8(encoded.get(node_start..node_start + node_length)?).ok()?;
+    let key = encoded.get(node_start + node_length..)?;
     Some((due, node, key))
 }
 
@@ -93,15 +109,15 @@ pub(crate) fn schedule(
 ) -> Result<(), ProcessError> {
     cancel(core, node, kind, key)?;
     let space = core.timer_space;
-    let partition = core.partition;
+    let prefix = core.timer_prefix;
     core.transaction.write(
         space,
-        queue_key(partition, kind, due_ms, node, key),
+        queue_key(&prefix, kind, due_ms, node, key),
         Some(payload),
     );
     core.transaction.write(
         space,
-        index_key(partition, kind, node, key),
+        index_key(&prefix, kind, node, key),
         Some(encode_i64_ordered(due_ms).to_vec()),
     );
     Ok(())
@@ -114,7 +130,7 @@ pub(crate) fn cancel(
     key: &[u8],
 ) -> Result<(), ProcessError> {
     let space = core.timer_space;
-    let index = index_key(core.partition, kind, node, key);
+    let index = index_key(&core.timer_prefix, kind, node, key);
     let Some(due) = core.transaction.get(space, &index)? else {
         return Ok(());
     };
@@ -123,29 +139,31 @@ pub(crate) fn cancel(
         .try_into()
         .map_err(|_| ProcessError::invalid("corrupt timer index entry"))?;
     let due = decode_i64_ordered(due);
-    core.transaction
-        .write(space, queue_key(core.partition, kind, due, node, key), None);
+    core.transaction.write(
+        space,
+        queue_key(&core.timer_prefix, kind, due, node, key),
+        None,
+    );
     core.transaction.write(space, index, None);
     Ok(())
 }
 
-/// Removes and returns the timers of `kind` due at or before `up_to`, in due order.
-pub(crate) fn take_due(
-    core: &mut TaskCore,
+/// The timers of `kind` due at or before `up_to`, in due order, at most `limit`; nothing is
+/// removed: [`claim`] each one just before firing it.
+pub(crate) fn due(
+    core: &TaskCore,
     kind: TimerKind,
     up_to: i64,
     limit: usize,
 ) -> Result<Vec<(String, FiredTimer)>, ProcessError> {
-    let space = core.timer_space;
-    let partition = core.partition;
-    let mut lower = partition.to_be_bytes().to_vec();
+    let mut lower = core.timer_prefix.to_vec();
     lower.extend_from_slice(&[b'T', kind.tag()]);
     let mut upper = lower.clone();
     upper.extend_from_slice(&encode_i64_ordered(up_to));
     upper.push(0xff);
     let mut due = Vec::new();
     core.transaction.scan(
-        space,
+        core.timer_space,
         Bound::Included(&lower),
         Bound::Excluded(&upper),
         &mut |encoded, payload| {
@@ -153,7 +171,6 @@ pub(crate) fn take_due(
                 && due_ms <= up_to
             {
                 due.push((
-                    encoded.to_vec(),
                     node.to_string(),
                     FiredTimer {
                         kind,
@@ -170,12 +187,35 @@ pub(crate) fn take_due(
             }
         },
     )?;
-    let mut fired = Vec::with_capacity(due.len());
-    for (queue_entry, node, timer) in due {
-        core.transaction.write(space, queue_entry, None);
-        core.transaction
-            .write(space, index_key(partition, kind, &node, &timer.key), None);
-        fired.push((node, timer));
+    Ok(due)
+}
+
+/// Removes a due timer before its callback runs. `Ok(false)`: an earlier callback of the same
+/// batch cancelled or moved it, so it must not fire now.
+pub(crate) fn claim(
+    core: &mut TaskCore,
+    node: &str,
+    timer: &FiredTimer,
+) -> Result<bool, ProcessError> {
+    let space = core.timer_space;
+    let index = index_key(&core.timer_prefix, timer.kind, node, &timer.key);
+    let still_due = core
+        .transaction
+        .get(space, &index)?
+        .is_some_and(|due| due.as_slice() == encode_i64_ordered(timer.due_ms).as_slice());
+    if still_due {
+        core.transaction.write(
+            space,
+            queue_key(
+                &core.timer_prefix,
+                timer.kind,
+                timer.due_ms,
+                node,
+                &timer.key,
+            ),
+            None,
+        );
+        core.transaction.write(space, index, None);
     }
-    Ok(fired)
+    Ok(still_due)
 }

@@ -171,3 +171,15 @@ fn independent_branches_are_separate_sub_topologies_and_describe_themselves() {
     assert!(dot.contains("\"topic:input\" -> \"source\";"), "{dot}");
     assert!(dot.contains("\"count\" -> \"store:counts\""), "{dot}");
 }
+
+#[test]
+fn a_topic_read_by_two_sources_is_refused() {
+    let mut builder = base();
+    builder.add_source("again", "input", string_serde());
+    assert_eq!(
+        builder.build().unwrap_err(),
+        TopologyError::TopicReadTwice {
+            topic: "input".to_string()
+        }
+    );
+}

@@ -117,6 +117,12 @@ impl Processor for TimerProcessor {
         timer: FiredTimer,
     ) -> Result<(), ProcessError> {
         let key = String::from_utf8(timer.payload).unwrap();
+        match key.as_str() {
+            // A callback that cancels a timer due in the same batch: it must not fire.
+            "canceller" => context.cancel_timer(TimerKind::WallClock, b"victim")?,
+            "panic" => panic!("the timer says panic"),
+            _ => {}
+        }
         let kind = match timer.kind {
             TimerKind::WallClock => "wall",
             TimerKind::StreamTime => "stream",
@@ -138,5 +144,22 @@ pub fn timer_topology(partitions: u32) -> Topology {
         .add_source("source", "timer-input", string_serde())
         .add_processor("timers", &["source"], || TimerProcessor, &[])
         .add_sink("sink", &["timers"], "timer-output", string_serde());
+    builder.build().unwrap()
+}
+
+/// Two sub-topologies, each with its own timer processor, over topics of equal partitions.
+pub fn two_timer_sub_topologies(partitions: u32) -> Topology {
+    let mut builder = TopologyBuilder::new();
+    builder
+        .add_topic(TopicSpec::new("left-in", partitions))
+        .add_topic(TopicSpec::new("right-in", partitions))
+        .add_topic(TopicSpec::new("left-out", partitions))
+        .add_topic(TopicSpec::new("right-out", partitions))
+        .add_source("left-source", "left-in", string_serde())
+        .add_processor("left-timers", &["left-source"], || TimerProcessor, &[])
+        .add_sink("left-sink", &["left-timers"], "left-out", string_serde())
+        .add_source("right-source", "right-in", string_serde())
+        .add_processor("right-timers", &["right-source"], || TimerProcessor, &[])
+        .add_sink("right-sink", &["right-timers"], "right-out", string_serde());
     builder.build().unwrap()
 }

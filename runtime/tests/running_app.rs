@@ -188,3 +188,36 @@ fn invalid_configuration_is_refused_with_the_field_name() {
     .unwrap_err();
     assert!(error.to_string().contains("commit-interval-ms"), "{error}");
 }
+
+#[test]
+fn a_timer_callback_that_keeps_panicking_is_dropped_and_the_task_goes_on() {
+    let log = Arc::new(EmbeddedLog::in_memory());
+    let metrics = MetricsRegistry::new();
+    let app = RunningApp::start(
+        Arc::new(common::timer_topology(1)),
+        log.clone(),
+        config(),
+        Arc::new(SystemClock),
+        metrics.clone(),
+    )
+    .unwrap();
+    let serde = string_serde();
+    for (key, value) in [("panic", "wall:0"), ("fine", "wall:0")] {
+        let record = serde
+            .to_log_record(&key.to_string(), &value.to_string(), 1)
+            .unwrap();
+        log.produce(vec![("timer-input".into(), 0, record)])
+            .unwrap();
+    }
+    wait_for("the healthy timer to fire", || {
+        log.offsets("timer-output", 0).unwrap().end == 1
+    });
+    wait_for("the panicking timer to be given up", || {
+        metrics.summary().restarts >= 2
+    });
+    assert!(app.is_healthy());
+    app.shutdown().unwrap();
+    let fired = log.fetch("timer-output", 0, 0, 10).unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].record.key.as_deref(), Some(b"fine".as_slice()));
+}

@@ -4,7 +4,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{count_serde, counting_topology, string_serde, timer_topology};
+use common::{
+    count_serde, counting_topology, string_serde, timer_topology, two_timer_sub_topologies,
+};
 use orderflow_runtime::dead_letter;
 use orderflow_runtime::{Clock, LogBackend, LogRecord, TopologyTestDriver};
 
@@ -307,4 +309,106 @@ fn a_timer_rolled_back_with_its_failed_record_never_fires() {
     driver.advance_wall_clock(1_000_000).unwrap();
     assert!(driver.read_raw("timer-output").unwrap().is_empty());
     assert_eq!(driver.read_raw("timer-input.dlq").unwrap().len(), 1);
+}
+
+#[test]
+fn timers_of_different_sub_topologies_on_one_partition_stay_apart() {
+    let mut driver = TopologyTestDriver::new(two_timer_sub_topologies(1)).unwrap();
+    let serde = string_serde();
+    driver
+        .pipe(
+            "left-in",
+            &serde,
+            &"l".to_string(),
+            &"wall:1000".to_string(),
+            1,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "right-in",
+            &serde,
+            &"r".to_string(),
+            &"wall:2000".to_string(),
+            5,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "left-in",
+            &serde,
+            &"ls".to_string(),
+            &"stream:500".to_string(),
+            1_000,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "right-in",
+            &serde,
+            &"rs".to_string(),
+            &"stream:50".to_string(),
+            10,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    // Each sub-topology keeps its own stream time: left is at 1000, right at 10.
+    let left: Vec<String> = driver
+        .read("left-out", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(left, vec!["ls".to_string()]);
+    assert!(driver.read_raw("right-out").unwrap().is_empty());
+    driver.crash().unwrap();
+    driver.advance_wall_clock(5_000).unwrap();
+    let left: Vec<String> = driver
+        .read("left-out", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    let right: Vec<String> = driver
+        .read("right-out", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(left, vec!["l".to_string()]);
+    assert_eq!(right, vec!["r".to_string()]);
+}
+
+#[test]
+fn a_callback_that_cancels_a_timer_due_in_the_same_batch_wins() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let serde = string_serde();
+    let now = driver.clock().now_ms();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"canceller".to_string(),
+            &"wall:100".to_string(),
+            now,
+        )
+        .unwrap();
+    driver
+        .pipe(
+            "timer-input",
+            &serde,
+            &"victim".to_string(),
+            &"wall:200".to_string(),
+            now,
+        )
+        .unwrap();
+    driver.run_until_idle().unwrap();
+    driver.advance_wall_clock(1_000).unwrap();
+    let fired: Vec<String> = driver
+        .read("timer-input".replace("input", "output").as_str(), &serde)
+        .unwrap()
+        .into_iter()
+        .map(|record| record.key)
+        .collect();
+    assert_eq!(fired, vec!["canceller".to_string()]);
 }

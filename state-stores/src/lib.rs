@@ -24,4 +24,4 @@ pub use key_value::{
     CommittedKeyValueStore, KeyValueStore, StoreCodecs, TransactionalKeyValueStore,
 };
 pub use transaction::{SpaceIndex, StoreTransaction};
-pub use window::{TransactionalWindowStore, WindowRetention, WindowStore, WindowStoreProgress};
+pub use window::{TransactionalWindowStore, WindowRetention, WindowStore};

@@ -38,11 +38,13 @@ pub struct WindowRetention {
 }
 
 impl WindowRetention {
-    /// A retention split into about three segments, as Kafka Streams does by default.
+    /// A retention split into segments of half the retention (at least 1 ms), so expiry drops
+    /// a segment once the newest window is a retention and a half past its start.
     pub fn new(retention_ms: i64) -> Self {
+        let retention_ms = retention_ms.max(1);
         Self {
             retention_ms,
-            segment_ms: (retention_ms / 2).max(60_000).min(retention_ms.max(1)),
+            segment_ms: (retention_ms / 2).clamp(1, retention_ms),
         }
     }
 
@@ -51,13 +53,10 @@ impl WindowRetention {
     }
 }
 
-/// What a window store remembers between accesses: the newest window start seen and the oldest
-/// segment that still exists. Owned by the task, so views can be short-lived borrows.
-#[derive(Debug, Clone, Default)]
-pub struct WindowStoreProgress {
-    observed_time: Option<i64>,
-    oldest_live_segment: Option<i64>,
-}
+/// Where the store keeps the newest window start it has seen ("observed time"). It is written
+/// through the transaction like any entry, so it rolls back with a failed record and survives a
+/// restart. All bytes 0xFF: it sorts after every segment key, so expiry never touches it.
+const OBSERVED_TIME_KEY: [u8; 13] = [0xFF; 13];
 
 fn window_key(segment: i64, key: &[u8], window_start: i64) -> Vec<u8> {
     let mut encoded = Vec::with_capacity(8 + 4 + key.len() + 8);
@@ -81,7 +80,6 @@ pub struct TransactionalWindowStore<'a, K, V> {
     space: SpaceIndex,
     codecs: StoreCodecs<'a, K, V>,
     retention: WindowRetention,
-    progress: &'a mut WindowStoreProgress,
 }
 
 impl<K, V> std::fmt::Debug for TransactionalWindowStore<'_, K, V> {
@@ -100,32 +98,33 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
         space: SpaceIndex,
         codecs: StoreCodecs<'a, K, V>,
         retention: WindowRetention,
-        progress: &'a mut WindowStoreProgress,
     ) -> Self {
         Self {
             transaction,
             space,
             codecs,
             retention,
-            progress,
         }
     }
 
-    fn oldest_retained_start(&self) -> Option<i64> {
-        self.progress
-            .observed_time
-            .map(|observed| observed.saturating_sub(self.retention.retention_ms))
+    /// The newest window start ever put, if any.
+    fn observed_time(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .transaction
+            .get(self.space, &OBSERVED_TIME_KEY)?
+            .and_then(|bytes| bytes.as_slice().try_into().ok())
+            .map(decode_i64_ordered))
+    }
+
+    fn oldest_retained_start(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .observed_time()?
+            .map(|observed| observed.saturating_sub(self.retention.retention_ms)))
     }
 
     /// Deletes every segment entirely older than the retention.
-    fn expire(&mut self) -> Result<(), StoreError> {
-        let Some(oldest_start) = self.oldest_retained_start() else {
-            return Ok(());
-        };
+    fn expire(&mut self, oldest_start: i64) -> Result<(), StoreError> {
         let first_live_segment = self.retention.segment_of(oldest_start);
-        if self.progress.oldest_live_segment == Some(first_live_segment) {
-            return Ok(());
-        }
         let upper = encode_i64_ordered(first_live_segment);
         let mut expired = Vec::new();
         self.transaction.scan(
@@ -140,7 +139,6 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
         for key in expired {
             self.transaction.write(self.space, key, None);
         }
-        self.progress.oldest_live_segment = Some(first_live_segment);
         Ok(())
     }
 
@@ -179,13 +177,24 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
 
 impl<K, V> WindowStore<K, V> for TransactionalWindowStore<'_, K, V> {
     fn put(&mut self, key: &K, window_start: i64, value: &V) -> Result<bool, StoreError> {
-        let observed = self
-            .progress
-            .observed_time
-            .map_or(window_start, |observed| observed.max(window_start));
-        self.progress.observed_time = Some(observed);
-        self.expire()?;
-        if let Some(oldest_start) = self.oldest_retained_start()
+        let previous = self.observed_time()?;
+        if previous.is_none_or(|observed| window_start > observed) {
+            self.transaction.write(
+                self.space,
+                OBSERVED_TIME_KEY.to_vec(),
+                Some(encode_i64_ordered(window_start).to_vec()),
+            );
+            let oldest_start = window_start.saturating_sub(self.retention.retention_ms);
+            // Only a move into a new segment can make whole segments expire.
+            let previous_oldest = previous.map(|observed| {
+                self.retention
+                    .segment_of(observed.saturating_sub(self.retention.retention_ms))
+            });
+            if previous_oldest != Some(self.retention.segment_of(oldest_start)) {
+                self.expire(oldest_start)?;
+            }
+        }
+        if let Some(oldest_start) = self.oldest_retained_start()?
             && window_start < oldest_start
         {
             return Ok(false);
@@ -214,6 +223,13 @@ impl<K, V> WindowStore<K, V> for TransactionalWindowStore<'_, K, V> {
     fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>, StoreError> {
         let encoded_key = self.codecs.encode_key(key)?;
         let mut windows = Vec::new();
+        // Only segments that can hold windows are visited: from the oldest retained start to
+        // the newest start seen.
+        let Some(observed) = self.observed_time()? else {
+            return Ok(windows);
+        };
+        let from = from.max(observed.saturating_sub(self.retention.retention_ms));
+        let to = to.min(observed);
         if from > to {
             return Ok(windows);
         }

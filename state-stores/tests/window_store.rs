@@ -2,7 +2,7 @@
 
 use orderflow_state_stores::{
     Durability, I64Codec, StorageEngine, StoreCodecs, StoreTransaction, StringCodec,
-    TransactionalWindowStore, WindowRetention, WindowStore, WindowStoreProgress, WriteBatch,
+    TransactionalWindowStore, WindowRetention, WindowStore, WriteBatch,
 };
 
 const STORE: &str = "window.test";
@@ -11,7 +11,6 @@ fn view<'a>(
     transaction: &'a mut StoreTransaction,
     space: usize,
     retention: WindowRetention,
-    progress: &'a mut WindowStoreProgress,
 ) -> TransactionalWindowStore<'a, String, i64> {
     TransactionalWindowStore::new(
         transaction,
@@ -22,7 +21,6 @@ fn view<'a>(
             value: &I64Codec,
         },
         retention,
-        progress,
     )
 }
 
@@ -31,12 +29,11 @@ fn fetch_returns_only_the_keys_windows_in_range() {
     let engine = StorageEngine::in_memory();
     let mut transaction = StoreTransaction::new(engine.clone());
     let space = transaction.register(STORE).unwrap();
-    let mut progress = WindowStoreProgress::default();
     let retention = WindowRetention {
         retention_ms: 3_600_000,
         segment_ms: 60_000,
     };
-    let mut store = view(&mut transaction, space, retention, &mut progress);
+    let mut store = view(&mut transaction, space, retention);
     for minute in 0..10i64 {
         store
             .put(&"a".to_string(), minute * 60_000, &minute)
@@ -66,8 +63,7 @@ fn fetch_returns_only_the_keys_windows_in_range() {
     engine.commit(batch, Durability::Buffered).unwrap();
     let mut fresh = StoreTransaction::new(engine);
     let space = fresh.register(STORE).unwrap();
-    let mut fresh_progress = WindowStoreProgress::default();
-    let store = view(&mut fresh, space, retention, &mut fresh_progress);
+    let store = view(&mut fresh, space, retention);
     assert_eq!(
         store.fetch(&"a".to_string(), 0, 60_000).unwrap(),
         vec![(0, 0), (60_000, 1)]
@@ -79,12 +75,11 @@ fn windows_older_than_the_retention_expire() {
     let engine = StorageEngine::in_memory();
     let mut transaction = StoreTransaction::new(engine);
     let space = transaction.register(STORE).unwrap();
-    let mut progress = WindowStoreProgress::default();
     let retention = WindowRetention {
         retention_ms: 120_000,
         segment_ms: 60_000,
     };
-    let mut store = view(&mut transaction, space, retention, &mut progress);
+    let mut store = view(&mut transaction, space, retention);
     store.put(&"a".to_string(), 0, &1).unwrap();
     store.put(&"a".to_string(), 60_000, &2).unwrap();
     // Moving to minute 10 expires everything before minute 8.
@@ -96,4 +91,43 @@ fn windows_older_than_the_retention_expire() {
     // A late window older than the retention is refused.
     assert!(!store.put(&"a".to_string(), 60_000, &9).unwrap());
     assert!(store.put(&"a".to_string(), 540_000, &4).unwrap());
+}
+
+#[test]
+fn observed_time_rolls_back_with_a_failed_record_and_survives_a_new_transaction() {
+    let engine = StorageEngine::in_memory();
+    let retention = WindowRetention {
+        retention_ms: 120_000,
+        segment_ms: 60_000,
+    };
+    let mut transaction = StoreTransaction::new(engine.clone());
+    let space = transaction.register(STORE).unwrap();
+    view(&mut transaction, space, retention)
+        .put(&"a".to_string(), 60_000, &1)
+        .unwrap();
+    transaction.savepoint();
+    // A record far in the future fails and is rolled back: it must not expire anything.
+    view(&mut transaction, space, retention)
+        .put(&"a".to_string(), 6_000_000, &2)
+        .unwrap();
+    transaction.rollback_to_savepoint();
+    assert!(
+        view(&mut transaction, space, retention)
+            .put(&"a".to_string(), 0, &3)
+            .unwrap()
+    );
+    let mut batch = WriteBatch::new();
+    transaction.drain_into(&mut batch);
+    engine.commit(batch, Durability::Buffered).unwrap();
+
+    // A new transaction (a restart) still knows the observed time: old windows stay refused.
+    let mut fresh = StoreTransaction::new(engine);
+    let space = fresh.register(STORE).unwrap();
+    let mut store = view(&mut fresh, space, retention);
+    store.put(&"a".to_string(), 600_000, &4).unwrap();
+    assert!(!store.put(&"a".to_string(), 60_000, &5).unwrap());
+    assert_eq!(
+        store.fetch(&"a".to_string(), i64::MIN, i64::MAX).unwrap(),
+        vec![(600_000, 4)]
+    );
 }

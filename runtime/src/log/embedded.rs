@@ -74,6 +74,25 @@ struct Notifier {
     changed: Condvar,
 }
 
+struct RangeCompletion<'a> {
+    topics: &'a Mutex<HashMap<String, TopicEntry>>,
+    reservations: &'a [(String, u32, u64, u64)],
+}
+
+impl Drop for RangeCompletion<'_> {
+    fn drop(&mut self) {
+        let mut topics = match self.topics.lock() {
+            Ok(topics) => topics,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (topic, partition, start, _) in self.reservations {
+            if let Some(entry) = topics.get_mut(topic.as_str()) {
+                entry.complete(*partition as usize, *start);
+            }
+        }
+    }
+}
+
 /// What one maintenance pass removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MaintenanceReport {
@@ -169,6 +188,26 @@ impl EmbeddedLog {
             })
     }
 
+    /// A partition's keyspace and offsets, without copying the topic's bookkeeping (hot path).
+    fn partition_view(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(Space, PartitionOffsets), LogError> {
+        let topics = self.topics.lock().expect("topic table lock poisoned");
+        let entry = topics.get(topic).ok_or_else(|| LogError::UnknownTopic {
+            topic: topic.to_string(),
+        })?;
+        Self::check_partition(entry, partition)?;
+        Ok((
+            entry.space.clone(),
+            PartitionOffsets {
+                log_start: entry.starts[partition as usize],
+                end: entry.ends[partition as usize],
+            },
+        ))
+    }
+
     fn check_partition(entry: &TopicEntry, partition: u32) -> Result<(), LogError> {
         if partition >= entry.spec.partitions {
             return Err(LogError::UnknownPartition {
@@ -255,15 +294,14 @@ impl EmbeddedLog {
             );
             assigned.push(offset);
         }
+        // Completes the reserved ranges however this ends, a panic included, so a partition's
+        // high watermark can never stall behind a range nobody will complete.
+        let completion = RangeCompletion {
+            topics: &self.topics,
+            reservations: &reservations,
+        };
         let result = self.engine.commit(batch, self.durability);
-        {
-            let mut topics = self.topics.lock().expect("topic table lock poisoned");
-            for (topic, partition, start, _) in &reservations {
-                if let Some(entry) = topics.get_mut(topic.as_str()) {
-                    entry.complete(*partition as usize, *start);
-                }
-            }
-        }
+        drop(completion);
         result?;
         if !outputs.is_empty() {
             self.notify();
@@ -295,13 +333,14 @@ impl EmbeddedLog {
         partition: u32,
         visit: &mut dyn FnMut(u64, &LogRecord) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
+        // Only what readers can see: records above the high watermark are still in flight.
         let lower = record_key(partition, 0);
-        let upper = record_key(partition, u64::MAX);
+        let upper = record_key(partition, entry.ends[partition as usize]);
         let mut corrupt = None;
         self.engine.scan(
             &entry.space,
             Bound::Included(&lower),
-            Bound::Included(&upper),
+            Bound::Excluded(&upper),
             false,
             &mut |key, value| {
                 let offset = offset_of_key(key);
@@ -526,9 +565,8 @@ impl LogBackend for EmbeddedLog {
         from_offset: u64,
         max_records: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        let entry = self.entry(topic)?;
-        Self::check_partition(&entry, partition)?;
-        let end = entry.ends[partition as usize];
+        let (space, offsets) = self.partition_view(topic, partition)?;
+        let end = offsets.end;
         if from_offset >= end || max_records == 0 {
             return Ok(Vec::new());
         }
@@ -537,7 +575,7 @@ impl LogBackend for EmbeddedLog {
         let mut records = Vec::with_capacity(max_records.min((end - from_offset) as usize));
         let mut corrupt = None;
         self.engine.scan(
-            &entry.space,
+            &space,
             Bound::Included(&lower),
             Bound::Excluded(&upper),
             false,
@@ -566,12 +604,7 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError> {
-        let entry = self.entry(topic)?;
-        Self::check_partition(&entry, partition)?;
-        Ok(PartitionOffsets {
-            log_start: entry.starts[partition as usize],
-            end: entry.ends[partition as usize],
-        })
+        Ok(self.partition_view(topic, partition)?.1)
     }
 
     fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError> {

@@ -418,6 +418,19 @@ impl TopologyBuilder {
             }
         }
 
+        // A topic feeds one source: positions are committed per (group, topic, partition).
+        let mut source_topics: Vec<&str> = Vec::new();
+        for node in &pending {
+            if let NodeKind::Source { topic, .. } = &node.kind {
+                if source_topics.contains(&topic.as_str()) {
+                    return Err(TopologyError::TopicReadTwice {
+                        topic: topic.clone(),
+                    });
+                }
+                source_topics.push(topic);
+            }
+        }
+
         // Topics: every source and sink topic is declared.
         for node in &pending {
             let topic = match &node.kind {
