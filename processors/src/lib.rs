@@ -1,5 +1,14 @@
-//! Pure domain processors: catalog, inventory, order saga, payment, notification and analytics.
+//! Pure domain processors: catalog, inventory, order saga, payment and notification.
 //!
-//! They arrive with the order-saga issue. Each will implement
-//! [`orderflow_runtime::Processor`]: a record and a context in; state changes, forwarded
-//! records and timers out; no I/O.
+//! Each implements [`orderflow_runtime::Processor`]: a record and a context in; state changes,
+//! forwarded records and timers out; no I/O. Payment-provider calls leave as effect requests
+//! (see `orderflow_runtime::effects`).
+
+pub mod catalog;
+pub mod inventory;
+pub mod notification;
+pub mod order_saga;
+pub mod payment;
+pub mod pricing;
+pub mod users;
+pub mod wire;

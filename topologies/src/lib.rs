@@ -1,7 +1,19 @@
-//! Named topologies. The order saga's topologies arrive with the saga; until then this crate
-//! holds the counting topology that the demo, the benchmarks and the crash test run.
+//! Named topologies: processors, topics and stores wired together. Each runs as its own
+//! application (consumer group `orderflow-<name>`), so two topologies may read the same topic.
 
+pub mod catalog;
 pub mod counter;
+pub mod fulfillment;
+pub mod notifications;
+
+use orderflow_schemas::topic::TopicSpec;
+
+/// The spec of a public topic, from the schemas' topic catalog.
+pub fn catalog_topic(name: &str) -> TopicSpec {
+    orderflow_schemas::catalog::catalog_entry(name)
+        .unwrap_or_else(|| panic!("topic `{name}` is not in the topic catalog"))
+        .spec
+}
 
 use orderflow_runtime::{Topology, TopologyError};
 
@@ -15,9 +27,26 @@ pub struct NamedTopology {
 
 /// Every named topology.
 pub fn named_topologies() -> Vec<NamedTopology> {
-    vec![NamedTopology {
-        name: "counter",
-        summary: "counts records per key, exactly once, and emits each running count",
-        build: || counter::topology(counter::DEFAULT_PARTITIONS),
-    }]
+    vec![
+        NamedTopology {
+            name: "catalog",
+            summary: "catalog commands to product and coupon snapshots",
+            build: catalog::topology,
+        },
+        NamedTopology {
+            name: "fulfillment",
+            summary: "the order saga, inventory and payment (with the simulated provider)",
+            build: || fulfillment::topology(&fulfillment::FulfillmentOptions::default()),
+        },
+        NamedTopology {
+            name: "notifications",
+            summary: "order and payment events to notifications per enabled channel, via the outbox",
+            build: notifications::topology,
+        },
+        NamedTopology {
+            name: "counter",
+            summary: "counts records per key, exactly once, and emits each running count",
+            build: || counter::topology(counter::DEFAULT_PARTITIONS),
+        },
+    ]
 }

@@ -161,21 +161,19 @@ impl Validate for StockCommitted {
 pub struct StockUpdated {
     /// The product.
     pub sku: Sku,
-    /// Units physically in stock.
+    /// Units in stock and not yet sold (reserved units included).
     pub on_hand: u32,
-    /// Units held for orders awaiting payment.
+    /// Units of `on_hand` held for orders awaiting payment.
     pub reserved: u32,
-    /// Units sold and awaiting shipment.
+    /// Units sold over the SKU's life; a commit takes them out of `on_hand`.
     pub committed: u32,
 }
 
 impl StockUpdated {
-    /// Units that can be reserved now: `on_hand - reserved - committed`, or `None` if the levels
-    /// are inconsistent (see [`Validate`]).
+    /// Units that can be reserved now: `on_hand - reserved`, or `None` if the levels are
+    /// inconsistent (see [`Validate`]).
     pub fn available(&self) -> Option<u32> {
-        self.on_hand
-            .checked_sub(self.reserved)?
-            .checked_sub(self.committed)
+        self.on_hand.checked_sub(self.reserved)
     }
 }
 
@@ -185,9 +183,8 @@ impl Validate for StockUpdated {
             return Err(ValidationError::new(
                 "on_hand",
                 format!(
-                    "must be at least reserved + committed = {}, got {}",
-                    u64::from(self.reserved) + u64::from(self.committed),
-                    self.on_hand
+                    "must be at least reserved = {}, got {}",
+                    self.reserved, self.on_hand
                 ),
             ));
         }
@@ -236,14 +233,16 @@ mod tests {
             reserved: 3,
             committed: 2,
         };
-        assert_eq!(levels.available(), Some(5));
+        // Sold units have left on_hand, so only reservations count against it.
+        assert_eq!(levels.available(), Some(7));
         assert_eq!(levels.validate(), Ok(()));
-        levels.committed = 8;
+        levels.committed = 80;
+        assert_eq!(levels.available(), Some(7));
+        levels.reserved = 11;
         assert_eq!(levels.available(), None);
-        assert_eq!(levels.validate().unwrap_err().field, "on_hand");
-        levels.reserved = u32::MAX;
-        levels.committed = u32::MAX;
-        assert!(levels.validate().unwrap_err().reason.contains("8589934590"));
+        let error = levels.validate().unwrap_err();
+        assert_eq!(error.field, "on_hand");
+        assert!(error.reason.contains("reserved = 11"), "{}", error.reason);
     }
 
     #[test]

@@ -45,8 +45,10 @@ message_enum! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Created; stock reservations are in flight.
+    /// Received and being validated and priced.
     Pending,
+    /// Created; stock reservations are in flight.
+    Reserving,
     /// Every line is reserved; the charge is in flight.
     AwaitingPayment,
     /// Paid and committed.
@@ -59,12 +61,17 @@ pub enum OrderStatus {
     Rejected,
     /// Cancelled (terminal).
     Cancelled,
+    /// The charge failed or timed out; reservations were released (terminal).
+    PaymentFailed,
 }
 
 impl OrderStatus {
     /// Whether no further transition is possible.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Delivered | Self::Rejected | Self::Cancelled)
+        matches!(
+            self,
+            Self::Delivered | Self::Rejected | Self::Cancelled | Self::PaymentFailed
+        )
     }
 }
 

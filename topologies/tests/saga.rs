@@ -1,0 +1,332 @@
+//! The order saga end to end through the test driver (6 partitions per topic).
+
+mod shop;
+
+use orderflow_processors::order_saga::SagaConfig;
+use orderflow_processors::payment::PaymentConfig;
+use orderflow_schemas::ids::UserId;
+use orderflow_schemas::messages::catalog_commands::CouponKind;
+use orderflow_schemas::messages::inventory_events::InventoryEvent;
+use orderflow_schemas::messages::order_events::{LineRejectionReason, OrderEvent, OrderStatus};
+use shop::{Shop, usd};
+
+fn user() -> UserId {
+    UserId::generate(1_767_225_600_000)
+}
+
+#[test]
+fn a_paid_order_is_confirmed_and_its_stock_committed() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_299, 10, 0);
+    shop.add_product("GADGET", 500, 5, 0);
+    let customer = user();
+    let order = shop.place(customer, &[("WIDGET", 2), ("GADGET", 1)], "tok_visa", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    assert_eq!(
+        shop.events_of(order),
+        vec!["OrderCreated", "OrderConfirmed"]
+    );
+    let widget = shop.stock("WIDGET");
+    assert_eq!(
+        (widget.on_hand, widget.reserved, widget.committed),
+        (8, 0, 2)
+    );
+    let charges = shop.provider.charges_of(&order);
+    assert_eq!(charges.len(), 1);
+    let OrderEvent::OrderCreated(created) = &shop.order_events[0] else {
+        panic!("expected OrderCreated first");
+    };
+    // Server-side totals: 30.98 subtotal, 7.25% CA tax = 2.25 (2.24605 half-even), 4.99 shipping.
+    assert_eq!(created.totals.subtotal, usd(3_098));
+    assert_eq!(created.totals.tax, usd(225));
+    assert_eq!(created.totals.shipping, usd(499));
+    assert_eq!(charges[0], created.totals.total);
+
+    shop.ship(order);
+    shop.run();
+    shop.deliver(order);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Delivered);
+}
+
+#[test]
+fn an_order_beyond_stock_is_rejected_and_what_was_reserved_is_released() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    shop.add_product("RARE", 1_000, 1, 0);
+    let order = shop.place(user(), &[("WIDGET", 3), ("RARE", 2)], "tok_visa", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Rejected);
+    let rejection = shop
+        .order_events
+        .iter()
+        .find_map(|event| match event {
+            OrderEvent::OrderRejected(rejected) => Some(rejected.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(rejection.reasons.len(), 1);
+    assert_eq!(
+        rejection.reasons[0].reason,
+        LineRejectionReason::InsufficientStock
+    );
+    assert_eq!(rejection.reasons[0].available, Some(1));
+    let widget = shop.stock("WIDGET");
+    assert_eq!(
+        (widget.on_hand, widget.reserved),
+        (10, 0),
+        "the reserved widgets came back"
+    );
+    assert!(shop.provider.charges_of(&order).is_empty());
+}
+
+#[test]
+fn unknown_skus_are_rejected_before_anything_is_reserved() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1), ("NOPE", 1)], "tok_visa", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Rejected);
+    assert_eq!(shop.events_of(order), vec!["OrderRejected"]);
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
+}
+
+#[test]
+fn a_declined_payment_fails_the_order_and_releases_stock() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 4)], "tok_decline", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    assert_eq!(
+        shop.events_of(order),
+        vec!["OrderCreated", "OrderPaymentFailed"]
+    );
+    let widget = shop.stock("WIDGET");
+    assert_eq!(
+        (widget.on_hand, widget.reserved, widget.committed),
+        (10, 0, 0)
+    );
+}
+
+#[test]
+fn transient_provider_errors_are_retried_on_timers_and_charge_once() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::AwaitingPayment);
+    // Two retries, each after its backoff (at most 200 ms * 2 + 20% jitter).
+    shop.advance(300);
+    shop.advance(600);
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    assert_eq!(shop.provider.charges_of(&order).len(), 1);
+}
+
+#[test]
+fn a_provider_that_keeps_timing_out_fails_the_payment_after_the_last_attempt() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_timeout", None);
+    shop.run();
+    for _ in 0..10 {
+        shop.advance(2_000);
+    }
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    let attempts = shop
+        .payment_events
+        .iter()
+        .find_map(|event| match event {
+            orderflow_schemas::messages::payment_events::PaymentEvent::PaymentFailed(failed) => {
+                Some(failed.attempt)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(attempts, PaymentConfig::default().max_attempts);
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
+}
+
+#[test]
+fn the_payment_deadline_ends_a_stuck_order_and_a_late_charge_is_refunded() {
+    let saga = SagaConfig {
+        payment_deadline_ms: 500,
+        ..SagaConfig::default()
+    };
+    let payment = PaymentConfig {
+        backoff_initial_ms: 1_000,
+        ..PaymentConfig::default()
+    };
+    let mut shop = Shop::with_configs(saga, payment, 6);
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
+    shop.run();
+    shop.advance(600); // the deadline passes before the first retry
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
+    // The retries go on and finally charge: the saga refunds it.
+    for _ in 0..10 {
+        shop.advance(3_000);
+    }
+    assert_eq!(shop.provider.charges_of(&order).len(), 1);
+    assert_eq!(shop.provider.refunds_of(&order).len(), 1);
+    assert!(shop.orders()[&order].refunded);
+}
+
+#[test]
+fn a_customer_cancel_after_confirmation_returns_stock_and_refunds() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let customer = user();
+    let order = shop.place(customer, &[("WIDGET", 3)], "tok_visa", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    // Another user cannot cancel it.
+    shop.cancel(order, UserId::generate(shop.now() + 1));
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    shop.cancel(order, customer);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Cancelled);
+    let widget = shop.stock("WIDGET");
+    assert_eq!(
+        (widget.on_hand, widget.reserved, widget.committed),
+        (10, 0, 0)
+    );
+    assert_eq!(shop.provider.refunds_of(&order).len(), 1);
+    // Shipping a cancelled order is refused, with the reason.
+    shop.ship(order);
+    shop.run();
+    assert_eq!(
+        shop.events_of(order),
+        vec![
+            "OrderCreated",
+            "OrderConfirmed",
+            "TransitionRefused",
+            "OrderCancelled",
+            "TransitionRefused"
+        ]
+    );
+}
+
+#[test]
+fn a_price_change_never_alters_an_order_already_created() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_visa", None);
+    shop.run();
+    shop.change_price("WIDGET", 5_000);
+    let later = shop.place(user(), &[("WIDGET", 1)], "tok_visa", None);
+    shop.run();
+    let orders = shop.orders();
+    assert_eq!(orders[&order].lines[0].unit_price, usd(1_000));
+    assert_eq!(orders[&later].lines[0].unit_price, usd(5_000));
+}
+
+#[test]
+fn coupons_discount_the_order_and_unknown_coupons_reject_it() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 10_000, 10, 0);
+    shop.add_coupon(
+        "TENOFF",
+        CouponKind::Percentage {
+            basis_points: 1_000,
+        },
+    );
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_visa", Some("TENOFF"));
+    let bad = shop.place(user(), &[("WIDGET", 1)], "tok_visa", Some("NOSUCH"));
+    shop.run();
+    let orders = shop.orders();
+    let totals = orders[&order].totals.clone().unwrap();
+    assert_eq!(totals.discount, usd(1_000));
+    assert_eq!(totals.shipping, usd(0), "9,000 after discount ships free");
+    assert_eq!(orders[&bad].status, OrderStatus::Rejected);
+}
+
+#[test]
+fn stock_low_is_emitted_once_per_crossing() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 100, 10, 5);
+    for _ in 0..4 {
+        shop.place(user(), &[("WIDGET", 2)], "tok_visa", None);
+        shop.run();
+    }
+    let lows = |shop: &Shop| {
+        shop.inventory_events
+            .iter()
+            .filter(|event| matches!(event, InventoryEvent::StockLow(_)))
+            .count()
+    };
+    assert_eq!(lows(&shop), 1, "10 -> 2 crosses the threshold of 5 once");
+    shop.restock("WIDGET", 20);
+    shop.run();
+    shop.place(user(), &[("WIDGET", 19)], "tok_visa", None);
+    shop.run();
+    assert_eq!(
+        lows(&shop),
+        2,
+        "back above, then below again: a second crossing"
+    );
+}
+
+#[test]
+fn a_duplicate_place_order_is_refused_and_changes_nothing() {
+    let mut shop = Shop::new();
+    shop.add_product("WIDGET", 100, 10, 0);
+    let customer = user();
+    let order = shop.place(customer, &[("WIDGET", 1)], "tok_visa", None);
+    shop.run();
+    // The same order id again (an API retry that slipped through).
+    let command = orderflow_schemas::messages::order_commands::OrderCommand::PlaceOrder(
+        orderflow_schemas::messages::order_commands::PlaceOrder {
+            order_id: order,
+            user_id: customer,
+            lines: vec![orderflow_schemas::messages::order_commands::OrderLine {
+                sku: shop::sku("WIDGET"),
+                quantity: 5,
+            }],
+            currency: orderflow_schemas::currency::Currency::parse("USD").unwrap(),
+            coupon_code: None,
+            shipping_address: shop.orders()[&order].shipping_address.clone(),
+            payment_method_token: "tok_visa".to_string(),
+        },
+    );
+    shop.pipe("order-commands", command);
+    shop.run();
+    assert_eq!(shop.stock("WIDGET").committed, 1);
+    assert_eq!(shop.provider.charges_of(&order).len(), 1);
+    assert_eq!(
+        shop.events_of(order),
+        vec!["OrderCreated", "OrderConfirmed", "TransitionRefused"]
+    );
+}
+
+#[test]
+fn an_expired_reservation_is_released_by_its_timer() {
+    let saga = SagaConfig {
+        reservation_ttl_ms: 1_000,
+        payment_deadline_ms: 60_000,
+        ..SagaConfig::default()
+    };
+    let payment = PaymentConfig {
+        backoff_initial_ms: 5_000,
+        ..PaymentConfig::default()
+    };
+    let mut shop = Shop::with_configs(saga, payment, 6);
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 2)], "tok_flaky", None);
+    shop.run();
+    assert_eq!(shop.stock("WIDGET").reserved, 2);
+    shop.advance(1_500); // the reservation expires while the payment is being retried
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
+    assert_eq!(shop.status(order), OrderStatus::Rejected);
+    for _ in 0..5 {
+        shop.advance(10_000);
+    }
+    // The late charge was refunded.
+    assert_eq!(
+        shop.provider.charges_of(&order).len(),
+        shop.provider.refunds_of(&order).len()
+    );
+}
