@@ -49,6 +49,9 @@ enum Command {
     /// The counting workload used by the crash test: produces and counts until done.
     #[command(subcommand)]
     Counter(commands::counter::CounterCommand),
+    /// Generated workloads through the real topologies (crash tests, benchmarks).
+    #[command(subcommand)]
+    Workload(commands::saga::WorkloadCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topology(command) => commands::topology::run(command),
         Command::Bench(args) => commands::bench::run(&config, &args),
         Command::Counter(command) => commands::counter::run(&config, command),
+        Command::Workload(command) => commands::saga::run(&config, command),
     }
 }
 

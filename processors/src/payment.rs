@@ -204,11 +204,81 @@ pub struct SimulatedProvider {
     ledger: Mutex<HashMap<String, ProviderOutcome>>,
     charges: Mutex<HashMap<OrderId, Vec<Money>>>,
     refunds: Mutex<HashMap<OrderId, Vec<Money>>>,
+    /// Where decisions are appended, as a real provider's records would be: outside the
+    /// platform's own database, so they survive the platform's crashes.
+    journal: Option<Mutex<std::fs::File>>,
+    /// Pretend network latency per call.
+    latency: std::time::Duration,
+}
+
+/// One line of the simulated provider's journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JournalEntry {
+    idempotency_key: String,
+    operation: ProviderOperation,
+    order_id: OrderId,
+    amount: Money,
+    outcome: ProviderOutcome,
 }
 
 impl SimulatedProvider {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A provider whose decisions are journaled (fsynced) in `path` and reloaded from it, so it
+    /// remembers every idempotency key across restarts of the process that drives it.
+    pub fn with_journal(
+        path: &std::path::Path,
+        latency: std::time::Duration,
+    ) -> std::io::Result<Self> {
+        use std::io::BufRead;
+        let provider = Self {
+            latency,
+            ..Self::default()
+        };
+        if path.exists() {
+            let file = std::fs::File::open(path)?;
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                // A torn last line (a crash while appending) was never acknowledged: skip it.
+                let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) else {
+                    continue;
+                };
+                provider.remember(&entry);
+            }
+        }
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            journal: Some(Mutex::new(journal)),
+            ..provider
+        })
+    }
+
+    fn remember(&self, entry: &JournalEntry) {
+        let mut ledger = self.ledger.lock().expect("ledger lock poisoned");
+        self.remember_locked(&mut ledger, entry);
+    }
+
+    fn remember_locked(&self, ledger: &mut HashMap<String, ProviderOutcome>, entry: &JournalEntry) {
+        if matches!(entry.outcome, ProviderOutcome::Approved { .. }) {
+            let book = match entry.operation {
+                ProviderOperation::Charge => &self.charges,
+                ProviderOperation::Refund => &self.refunds,
+            };
+            book.lock()
+                .expect("ledger lock poisoned")
+                .entry(entry.order_id)
+                .or_default()
+                .push(entry.amount);
+        }
+        ledger.insert(entry.idempotency_key.clone(), entry.outcome.clone());
     }
 
     /// Every amount actually charged for an order.
@@ -231,12 +301,11 @@ impl SimulatedProvider {
             .unwrap_or_default()
     }
 
-    fn decide(
-        &self,
-        request: &ProviderRequest,
-        outcome: ProviderOutcome,
-        book: &Mutex<HashMap<OrderId, Vec<Money>>>,
-    ) -> ProviderOutcome {
+    fn decide(&self, request: &ProviderRequest, outcome: ProviderOutcome) -> ProviderOutcome {
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+        // One decision at a time, so two calls with one key can never both charge.
         let mut ledger = self.ledger.lock().expect("ledger lock poisoned");
         if let Some(first) = ledger.get(&request.idempotency_key) {
             return first.clone();
@@ -244,14 +313,26 @@ impl SimulatedProvider {
         if outcome.is_retriable() {
             return outcome;
         }
-        if matches!(outcome, ProviderOutcome::Approved { .. }) {
-            book.lock()
-                .expect("ledger lock poisoned")
-                .entry(request.order_id)
-                .or_default()
-                .push(request.amount);
+        let entry = JournalEntry {
+            idempotency_key: request.idempotency_key.clone(),
+            operation: request.operation,
+            order_id: request.order_id,
+            amount: request.amount,
+            outcome: outcome.clone(),
+        };
+        if let Some(journal) = &self.journal {
+            use std::io::Write;
+            let mut file = journal.lock().expect("journal lock poisoned");
+            let mut line = serde_json::to_vec(&entry).expect("journal entries serialize");
+            line.push(b'\n');
+            // The decision is durable before it is answered, as a real provider's would be.
+            if let Err(error) = file.write_all(&line).and_then(|()| file.sync_data()) {
+                return ProviderOutcome::Transient {
+                    message: format!("simulated provider journal: {error}"),
+                };
+            }
         }
-        ledger.insert(request.idempotency_key.clone(), outcome.clone());
+        self.remember_locked(&mut ledger, &entry);
         outcome
     }
 }
@@ -276,14 +357,14 @@ impl PaymentProvider for SimulatedProvider {
                 reference: format!("sim_ch_{}", request.idempotency_key),
             },
         };
-        self.decide(request, outcome, &self.charges)
+        self.decide(request, outcome)
     }
 
     fn refund(&self, request: &ProviderRequest) -> ProviderOutcome {
         let outcome = ProviderOutcome::Approved {
             reference: format!("sim_re_{}", request.idempotency_key),
         };
-        self.decide(request, outcome, &self.refunds)
+        self.decide(request, outcome)
     }
 }
 

@@ -62,19 +62,37 @@ pub fn task_ids(topology: &Topology) -> Vec<TaskId> {
         .collect()
 }
 
-/// Records between the group's committed positions and the ends of the topology's inputs.
+/// Records between the committed positions and the ends of everything the application reads:
+/// its sources, its global tables' topics and its effects' request topics.
 pub fn consumer_lag(
     topology: &Topology,
     log: &dyn LogBackend,
     group: &str,
 ) -> Result<u64, RuntimeError> {
+    let mut consumers: Vec<(String, &str)> = topology
+        .source_topics()
+        .into_iter()
+        .map(|topic| (group.to_string(), topic))
+        .collect();
+    for table in &topology.global_tables {
+        consumers.push((
+            crate::global::global_table_group(group, &table.name),
+            &table.topic,
+        ));
+    }
+    for effect in &topology.effects {
+        consumers.push((
+            crate::effects::effect_group(group, &effect.name),
+            &effect.request_topic,
+        ));
+    }
     let mut lag = 0;
-    for topic in topology.source_topics() {
+    for (consumer_group, topic) in consumers {
         let partitions = topology.topic(topic).map_or(0, |spec| spec.partitions);
         for partition in 0..partitions {
             let offsets = log.offsets(topic, partition)?;
             let position = log
-                .committed_position(group, topic, partition)?
+                .committed_position(&consumer_group, topic, partition)?
                 .unwrap_or(offsets.log_start);
             lag += offsets.end.saturating_sub(position);
         }
