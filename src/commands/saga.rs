@@ -66,6 +66,13 @@ pub struct SagaWorkloadArgs {
     /// Simulated provider latency per call, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub provider_latency_ms: u64,
+    /// Every n-th order pays with `tok_flaky` (two transient failures, then approved); 0: none.
+    #[arg(long, default_value_t = 10)]
+    pub flaky_every: u64,
+    /// Keep the simulated provider's decisions in memory only (no journal file, no fsync per
+    /// charge): for throughput benchmarks, not for crash tests.
+    #[arg(long)]
+    pub no_provider_journal: bool,
     /// Stream threads (default: the configuration's).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -195,7 +202,9 @@ pub fn generate_order(sequence: u64, args: &SagaWorkloadArgs, now: i64) -> Place
             country: CountryCode::parse("US").expect("US is a country"),
             region: Some("NY".to_string()),
         },
-        payment_method_token: if sequence % 10 == 9 {
+        payment_method_token: if args.flaky_every > 0
+            && sequence % args.flaky_every == args.flaky_every - 1
+        {
             "tok_flaky"
         } else {
             "tok_visa"
@@ -298,11 +307,15 @@ pub fn provider_journal(config: &Config) -> PathBuf {
 pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
     let WorkloadCommand::Saga(args) = command;
     let log = open_embedded_log(config)?;
-    let provider = SimulatedProvider::with_journal(
-        &provider_journal(config),
-        Duration::from_millis(args.provider_latency_ms),
-    )
-    .context("opening the simulated provider's journal")?;
+    let provider = if args.no_provider_journal {
+        SimulatedProvider::new()
+    } else {
+        SimulatedProvider::with_journal(
+            &provider_journal(config),
+            Duration::from_millis(args.provider_latency_ms),
+        )
+        .context("opening the simulated provider's journal")?
+    };
     let options = FulfillmentOptions {
         provider: Arc::new(provider),
         ..FulfillmentOptions::default()
@@ -324,6 +337,11 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
         metrics.clone(),
     )?;
     let stop = shutdown_on_signal()?;
+    // Orders start once the seeded catalog and stock are processed, so latencies measure the
+    // saga, not the start-up backlog.
+    while app.lag()? > 0 && app.is_healthy() && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let placed_before = orders_placed(log.as_ref())?;
     let order_partitions = log
         .topic(ORDER_COMMANDS)
