@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use orderflow_runtime::log::LogBackend;
 use orderflow_runtime::{EmbeddedLog, RecordDecoder};
 use orderflow_state_stores::{Durability, StorageConfig, StorageEngine};
 use orderflow_topologies::counter;
+
+mod support;
 
 const RECORDS: u64 = 60_000;
 const KEYS: u64 = 50;
@@ -36,22 +37,9 @@ fn workload(data_dir: &std::path::Path) -> Command {
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let directory = tempfile::tempdir().unwrap();
-    let seed = std::env::var("ORDERFLOW_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("seed {seed} (set ORDERFLOW_TEST_SEED to replay)");
-    let mut random = fastrand::Rng::with_seed(seed);
-    for _ in 0..KILLS {
-        let mut child = workload(directory.path()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(random.u64(30..400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-    let started = Instant::now();
-    let status = workload(directory.path()).status().unwrap();
+    let status =
+        support::kill_repeatedly_then_finish(|| workload(directory.path()), KILLS, 30..400);
     assert!(status.success(), "the final run failed: {status}");
-    assert!(started.elapsed() < Duration::from_secs(300));
 
     let engine = StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
     let log = EmbeddedLog::open(engine, Durability::Fsync).unwrap();

@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use orderflow_processors::order_saga::{ORDER_STORE, OrderState};
 use orderflow_processors::wire::envelope_serde;
@@ -22,6 +21,8 @@ use orderflow_state_stores::{
     CommittedKeyValueStore, Durability, JsonCodec, StorageConfig, StorageEngine, StoreCodecs,
     StringCodec,
 };
+
+mod support;
 
 const ORDERS: u64 = 1_500;
 const KILLS: usize = 10;
@@ -45,19 +46,8 @@ fn workload(data_dir: &std::path::Path) -> Command {
 #[test]
 fn sigkill_during_charges_never_charges_an_order_twice() {
     let directory = tempfile::tempdir().unwrap();
-    let seed = std::env::var("ORDERFLOW_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("seed {seed} (set ORDERFLOW_TEST_SEED to replay)");
-    let mut random = fastrand::Rng::with_seed(seed);
-    for _ in 0..KILLS {
-        let mut child = workload(directory.path()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(random.u64(150..900)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    let status = workload(directory.path()).status().unwrap();
+    let status =
+        support::kill_repeatedly_then_finish(|| workload(directory.path()), KILLS, 150..900);
     assert!(status.success(), "the final run failed: {status}");
 
     // The provider's own records: one approved charge per order, no refund.
