@@ -1,10 +1,12 @@
-//! Pure domain processors: catalog, inventory, order saga, payment and notification.
+//! Pure domain processors: catalog, inventory, order saga, payment, notification and analytics.
 //!
 //! Each implements [`orderflow_runtime::Processor`]: a record and a context in; state changes,
 //! forwarded records and timers out; no I/O. Payment-provider calls leave as effect requests
 //! (see `orderflow_runtime::effects`).
 
+pub mod analytics;
 pub mod catalog;
+pub mod export;
 pub mod inventory;
 pub mod notification;
 pub mod order_saga;

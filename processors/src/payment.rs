@@ -164,7 +164,7 @@ impl PaymentEffect {
 }
 
 impl EffectHandler for PaymentEffect {
-    fn execute(&self, request: &LogRecord) -> Result<LogRecord, String> {
+    fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String> {
         let value = request.value.as_deref().ok_or("the request has no value")?;
         let provider_request: ProviderRequest =
             serde_json::from_slice(value).map_err(|error| format!("provider request: {error}"))?;
@@ -182,7 +182,7 @@ impl EffectHandler for PaymentEffect {
             request.timestamp,
         );
         record.headers = request.headers.clone();
-        Ok(record)
+        Ok(Some(record))
     }
 }
 

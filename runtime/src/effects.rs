@@ -23,9 +23,10 @@ use crate::record::LogRecord;
 
 /// Performs one kind of side effect. Runs on an executor thread and may block.
 pub trait EffectHandler: Send + Sync + 'static {
-    /// Performs the request and returns the result record. `Err` means the request itself is
-    /// unusable (it goes to the dead-letter topic); provider failures belong in the result.
-    fn execute(&self, request: &LogRecord) -> Result<LogRecord, String>;
+    /// Performs the request and returns the result record (`None` for exports, which have no
+    /// result topic). `Err` means the request itself is unusable (it goes to the dead-letter
+    /// topic); provider failures belong in the result.
+    fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String>;
 }
 
 /// A declared effect executor.
@@ -33,7 +34,8 @@ pub trait EffectHandler: Send + Sync + 'static {
 pub(crate) struct EffectDefinition {
     pub name: String,
     pub request_topic: String,
-    pub result_topic: String,
+    /// `None` for an export: the handler's work is the whole effect.
+    pub result_topic: Option<String>,
     pub handler: Arc<dyn EffectHandler>,
 }
 
@@ -69,10 +71,10 @@ impl EffectTask {
             .topic(&definition.request_topic)
             .ok_or_else(|| unknown(&definition.request_topic))?
             .partitions;
-        let result_partitions = log
-            .topic(&definition.result_topic)
-            .ok_or_else(|| unknown(&definition.result_topic))?
-            .partitions;
+        let result_partitions = match &definition.result_topic {
+            Some(topic) => log.topic(topic).ok_or_else(|| unknown(topic))?.partitions,
+            None => 1,
+        };
         let mut positions = Vec::new();
         for partition in 0..request_partitions {
             positions.push(
@@ -117,12 +119,22 @@ impl EffectTask {
             let mut outputs = Vec::with_capacity(requests.len());
             for stored in &requests {
                 match self.definition.handler.execute(&stored.record) {
-                    Ok(result) => {
+                    Ok(None) => {}
+                    Ok(Some(result)) => {
+                        let Some(result_topic) = &self.definition.result_topic else {
+                            return Err(RuntimeError::Config {
+                                field: "effects",
+                                reason: format!(
+                                    "export `{}` returned a result but has no result topic",
+                                    self.definition.name
+                                ),
+                            });
+                        };
                         let target = match &result.key {
                             Some(key) => partition_for_key(key, self.result_partitions),
                             None => partition_id % self.result_partitions,
                         };
-                        outputs.push((self.definition.result_topic.clone(), target, result));
+                        outputs.push((result_topic.clone(), target, result));
                     }
                     Err(error) => {
                         tracing::warn!(

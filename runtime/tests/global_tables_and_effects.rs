@@ -132,7 +132,7 @@ struct Shout {
 }
 
 impl EffectHandler for Shout {
-    fn execute(&self, request: &LogRecord) -> Result<LogRecord, String> {
+    fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String> {
         self.executions.fetch_add(1, Ordering::SeqCst);
         let value = StringCodec.decode(request.value.as_deref().unwrap_or_default())?;
         if value == "unusable" {
@@ -140,7 +140,7 @@ impl EffectHandler for Shout {
         }
         let mut result = request.clone();
         result.value = Some(value.to_uppercase().into_bytes());
-        Ok(result)
+        Ok(Some(result))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Named topologies: processors, topics and stores wired together. Each runs as its own
 //! application (consumer group `orderflow-<name>`), so two topologies may read the same topic.
 
+pub mod analytics;
 pub mod catalog;
 pub mod counter;
 pub mod fulfillment;
@@ -42,6 +43,11 @@ pub fn named_topologies() -> Vec<NamedTopology> {
             name: "notifications",
             summary: "order and payment events to notifications per enabled channel, via the outbox",
             build: notifications::topology,
+        },
+        NamedTopology {
+            name: "analytics",
+            summary: "1-minute and 1-hour windowed aggregates of orders, revenue, payments and stock",
+            build: || analytics::topology(&analytics::AnalyticsOptions::default()),
         },
         NamedTopology {
             name: "counter",

@@ -313,7 +313,29 @@ impl TopologyBuilder {
         self.effects.push(EffectDefinition {
             name: name.to_string(),
             request_topic: request_topic.to_string(),
-            result_topic: result_topic.to_string(),
+            result_topic: Some(result_topic.to_string()),
+            handler,
+        });
+        self
+    }
+
+    /// An export: every record of `topic` is handed to `handler` on the side-task thread (to
+    /// write it somewhere outside the platform), at least once, in order per partition.
+    pub fn add_export(
+        &mut self,
+        name: &str,
+        topic: &str,
+        handler: Arc<dyn EffectHandler>,
+    ) -> &mut Self {
+        if self.effects.iter().any(|effect| effect.name == name) {
+            self.errors
+                .push(TopologyError::DuplicateNode(name.to_string()));
+            return self;
+        }
+        self.effects.push(EffectDefinition {
+            name: name.to_string(),
+            request_topic: topic.to_string(),
+            result_topic: None,
             handler,
         });
         self
@@ -329,11 +351,13 @@ impl TopologyBuilder {
             effects,
             mut errors,
         } = self;
-        for topic in global_tables.iter().map(|table| &table.topic).chain(
-            effects
-                .iter()
-                .flat_map(|effect| [&effect.request_topic, &effect.result_topic]),
-        ) {
+        for topic in global_tables
+            .iter()
+            .map(|table| &table.topic)
+            .chain(effects.iter().flat_map(|effect| {
+                std::iter::once(&effect.request_topic).chain(effect.result_topic.as_ref())
+            }))
+        {
             if !topics.iter().any(|spec| spec.name == *topic) {
                 errors.push(TopologyError::UndeclaredTopic {
                     topic: topic.clone(),

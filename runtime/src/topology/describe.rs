@@ -72,11 +72,18 @@ impl Topology {
             );
         }
         for effect in &self.effects {
-            let _ = writeln!(
-                text,
-                "   Effect: {} ({} -> {})",
-                effect.name, effect.request_topic, effect.result_topic
-            );
+            let _ = match &effect.result_topic {
+                Some(result_topic) => writeln!(
+                    text,
+                    "   Effect: {} ({} -> {result_topic})",
+                    effect.name, effect.request_topic
+                ),
+                None => writeln!(
+                    text,
+                    "   Export: {} ({})",
+                    effect.name, effect.request_topic
+                ),
+            };
         }
         text
     }

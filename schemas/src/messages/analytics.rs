@@ -35,6 +35,12 @@ pub enum AnalyticsMetric {
     UnitsSold,
     /// `PaymentFailed` events.
     PaymentsFailed,
+    /// `PaymentSucceeded` events (with `PaymentsFailed`, the payment success rate).
+    PaymentsSucceeded,
+    /// `OrderPaymentFailed` events.
+    OrdersPaymentFailed,
+    /// `StockLow` events.
+    StockLow,
 }
 
 /// One metric over one window `[window_start, window_end)` for one group (all orders, one

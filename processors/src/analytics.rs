@@ -1,0 +1,495 @@
+//! Analytics: windowed aggregates of the shop's events.
+//!
+//! Two steps. The fact extractor (keyed by order id, reading order, payment and inventory
+//! events) turns each event into facts — a metric, a dimension ("all", a currency, a category, a
+//! sku), a count and an optional amount — keyed by `metric|dimension` onto an internal topic, so
+//! each dimension's windows live in one task. The window aggregator adds facts into 1-minute
+//! tumbling and 1-hour hopping (10-minute advance) windows by event time. A fact for a window
+//! that closed more than the grace period ago is dropped (counted); every window's final result
+//! is emitted once, on a stream-time timer at its end plus the grace period.
+
+use std::sync::Arc;
+
+use orderflow_runtime::{FiredTimer, ProcessError, Processor, ProcessorContext, Record, TimerKind};
+use orderflow_schemas::codes::Sku;
+use orderflow_schemas::envelope::Envelope;
+use orderflow_schemas::messages::analytics::{
+    AnalyticsAggregate, AnalyticsMetric, WindowAggregate,
+};
+use orderflow_schemas::messages::catalog_events::Product;
+use orderflow_schemas::messages::inventory_events::InventoryEvent;
+use orderflow_schemas::messages::order_events::OrderEvent;
+use orderflow_schemas::messages::payment_events::PaymentEvent;
+use orderflow_schemas::money::Money;
+use orderflow_schemas::time::Timestamp;
+use orderflow_state_stores::{KeyValueStore, WindowStore};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::PRODUCTS_TABLE;
+use crate::wire::Origin;
+
+/// Internal topic of facts, keyed by `metric|dimension`.
+pub const FACTS_TOPIC: &str = "orderflow-analytics-facts";
+/// order id -> the order's lines with their categories, until the order settles.
+pub const ORDER_LINES_STORE: &str = "analytics-order-lines";
+/// Window store of the 1-minute tumbling windows.
+pub const MINUTE_WINDOWS: &str = "analytics-windows-1m";
+/// Window store of the 1-hour hopping windows.
+pub const HOUR_WINDOWS: &str = "analytics-windows-1h";
+
+/// Window and lateness settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct AnalyticsConfig {
+    /// How late (event time behind stream time) a fact may arrive and still count.
+    pub grace_ms: i64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self { grace_ms: 30_000 }
+    }
+}
+
+/// One window shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowShape {
+    pub store: &'static str,
+    pub size_ms: i64,
+    pub advance_ms: i64,
+}
+
+/// The two window shapes the aggregator keeps.
+pub const WINDOW_SHAPES: [WindowShape; 2] = [
+    WindowShape {
+        store: MINUTE_WINDOWS,
+        size_ms: 60_000,
+        advance_ms: 60_000,
+    },
+    WindowShape {
+        store: HOUR_WINDOWS,
+        size_ms: 3_600_000,
+        advance_ms: 600_000,
+    },
+];
+
+impl WindowShape {
+    /// Starts of every window of this shape that contains `time`, oldest first.
+    pub fn windows_containing(&self, time: i64) -> Vec<i64> {
+        let last_start = time - time.rem_euclid(self.advance_ms);
+        let mut starts = Vec::new();
+        let mut start = last_start;
+        while start > time - self.size_ms {
+            starts.push(start);
+            start -= self.advance_ms;
+        }
+        starts.reverse();
+        starts
+    }
+
+    /// How long a window store must keep windows: the window, its grace, and a margin.
+    pub fn retention_ms(&self, grace_ms: i64) -> i64 {
+        2 * self.size_ms + grace_ms
+    }
+}
+
+/// A fact: one increment of one metric in one dimension at one event time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub metric: AnalyticsMetric,
+    pub dimension: String,
+    pub count: u64,
+    pub amount: Option<Money>,
+    pub event_time: i64,
+}
+
+impl Fact {
+    fn key(&self) -> String {
+        format!("{}|{}", metric_name(self.metric), self.dimension)
+    }
+}
+
+fn metric_name(metric: AnalyticsMetric) -> String {
+    serde_json::to_value(metric)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{metric:?}"))
+}
+
+/// What the fact extractor reads.
+#[derive(Debug, Clone)]
+// Moved once per record between nodes; boxing would cost an allocation for no gain.
+#[allow(clippy::large_enum_variant)]
+pub enum AnalyticsInput {
+    Order(Envelope<OrderEvent>),
+    Payment(Envelope<PaymentEvent>),
+    Inventory(Envelope<InventoryEvent>),
+}
+
+/// A line of an order, with the category it had when ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategorizedLine {
+    pub sku: Sku,
+    pub category: String,
+    pub quantity: u32,
+    pub line_total: Money,
+}
+
+/// Turns events into facts.
+#[derive(Debug, Default)]
+pub struct FactExtractor;
+
+type FactContext<'a> = ProcessorContext<'a, String, Fact>;
+
+fn fact(
+    context: &mut FactContext<'_>,
+    metric: AnalyticsMetric,
+    dimension: String,
+    count: u64,
+    amount: Option<Money>,
+    event_time: i64,
+) {
+    let fact = Fact {
+        metric,
+        dimension,
+        count,
+        amount,
+        event_time,
+    };
+    context.forward(Record::new(fact.key(), fact, event_time));
+}
+
+impl Processor for FactExtractor {
+    type InKey = String;
+    type InValue = AnalyticsInput;
+    type OutKey = String;
+    type OutValue = Fact;
+
+    fn process(
+        &mut self,
+        context: &mut FactContext<'_>,
+        record: Record<String, AnalyticsInput>,
+    ) -> Result<(), ProcessError> {
+        let all = || "all".to_string();
+        match record.value {
+            AnalyticsInput::Order(envelope) => {
+                let time = envelope.occurred_at.as_unix_millis();
+                match envelope.payload {
+                    OrderEvent::OrderCreated(created) => {
+                        let mut lines = Vec::with_capacity(created.lines.len());
+                        {
+                            let products =
+                                context.global_table::<String, Product>(PRODUCTS_TABLE)?;
+                            for line in &created.lines {
+                                let category = products.get(&line.sku.to_string())?.map_or_else(
+                                    || "uncategorized".to_string(),
+                                    |product| product.category,
+                                );
+                                lines.push(CategorizedLine {
+                                    sku: line.sku.clone(),
+                                    category,
+                                    quantity: line.quantity,
+                                    line_total: line.line_total,
+                                });
+                            }
+                        }
+                        context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .put(&created.order_id.to_string(), &lines)?;
+                        fact(
+                            context,
+                            AnalyticsMetric::OrdersCreated,
+                            all(),
+                            1,
+                            None,
+                            time,
+                        );
+                    }
+                    OrderEvent::OrderConfirmed(confirmed) => {
+                        fact(
+                            context,
+                            AnalyticsMetric::OrdersConfirmed,
+                            all(),
+                            1,
+                            None,
+                            time,
+                        );
+                        let currency = confirmed.total.currency;
+                        fact(
+                            context,
+                            AnalyticsMetric::Revenue,
+                            currency.to_string(),
+                            1,
+                            Some(confirmed.total),
+                            time,
+                        );
+                        let mut store = context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?;
+                        let key = confirmed.order_id.to_string();
+                        let lines = store.get(&key)?.unwrap_or_default();
+                        store.delete(&key)?;
+                        for line in lines {
+                            fact(
+                                context,
+                                AnalyticsMetric::Revenue,
+                                format!("category:{}:{}", line.category, currency),
+                                1,
+                                Some(line.line_total),
+                                time,
+                            );
+                            fact(
+                                context,
+                                AnalyticsMetric::UnitsSold,
+                                format!("sku:{}", line.sku),
+                                u64::from(line.quantity),
+                                None,
+                                time,
+                            );
+                        }
+                    }
+                    OrderEvent::OrderRejected(rejected) => {
+                        context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .delete(&rejected.order_id.to_string())?;
+                        fact(
+                            context,
+                            AnalyticsMetric::OrdersRejected,
+                            all(),
+                            1,
+                            None,
+                            time,
+                        );
+                    }
+                    OrderEvent::OrderCancelled(cancelled) => {
+                        context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .delete(&cancelled.order_id.to_string())?;
+                        fact(
+                            context,
+                            AnalyticsMetric::OrdersCancelled,
+                            all(),
+                            1,
+                            None,
+                            time,
+                        );
+                    }
+                    OrderEvent::OrderPaymentFailed(failed) => {
+                        context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .delete(&failed.order_id.to_string())?;
+                        fact(
+                            context,
+                            AnalyticsMetric::OrdersPaymentFailed,
+                            all(),
+                            1,
+                            None,
+                            time,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            AnalyticsInput::Payment(envelope) => {
+                let time = envelope.occurred_at.as_unix_millis();
+                match envelope.payload {
+                    PaymentEvent::PaymentSucceeded(_) => fact(
+                        context,
+                        AnalyticsMetric::PaymentsSucceeded,
+                        all(),
+                        1,
+                        None,
+                        time,
+                    ),
+                    PaymentEvent::PaymentFailed(_) => fact(
+                        context,
+                        AnalyticsMetric::PaymentsFailed,
+                        all(),
+                        1,
+                        None,
+                        time,
+                    ),
+                    // Revenue is net of refunds.
+                    PaymentEvent::PaymentRefunded(refunded) => {
+                        let negative = refunded.amount.checked_neg().map_err(|error| {
+                            ProcessError::invalid(format!("refund amount: {error}"))
+                        })?;
+                        fact(
+                            context,
+                            AnalyticsMetric::Revenue,
+                            refunded.amount.currency.to_string(),
+                            1,
+                            Some(negative),
+                            time,
+                        );
+                    }
+                    PaymentEvent::PaymentInitiated(_) => {}
+                }
+            }
+            AnalyticsInput::Inventory(envelope) => {
+                if let InventoryEvent::StockLow(_) = envelope.payload {
+                    fact(
+                        context,
+                        AnalyticsMetric::StockLow,
+                        all(),
+                        1,
+                        None,
+                        envelope.occurred_at.as_unix_millis(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A window's running total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowTotal {
+    pub count: u64,
+    pub amount: Option<Money>,
+}
+
+/// Adds facts into windows and emits each window's final result when it closes.
+#[derive(Debug, Clone, Default)]
+pub struct WindowAggregator {
+    config: Arc<AnalyticsConfig>,
+}
+
+impl WindowAggregator {
+    pub fn new(config: Arc<AnalyticsConfig>) -> Self {
+        Self { config }
+    }
+}
+
+type AggregateContext<'a> = ProcessorContext<'a, String, Envelope<AnalyticsAggregate>>;
+
+fn timer_key(shape_index: usize, window_start: i64, fact_key: &str) -> Vec<u8> {
+    format!("{shape_index}|{window_start}|{fact_key}").into_bytes()
+}
+
+impl Processor for WindowAggregator {
+    type InKey = String;
+    type InValue = Fact;
+    type OutKey = String;
+    type OutValue = Envelope<AnalyticsAggregate>;
+
+    fn process(
+        &mut self,
+        context: &mut AggregateContext<'_>,
+        record: Record<String, Fact>,
+    ) -> Result<(), ProcessError> {
+        let fact = record.value;
+        let stream_time = context.stream_time_ms();
+        for (shape_index, shape) in WINDOW_SHAPES.iter().enumerate() {
+            for window_start in shape.windows_containing(fact.event_time) {
+                let closes_at = window_start + shape.size_ms + self.config.grace_ms;
+                if closes_at <= stream_time {
+                    continue; // later than the grace period: the window's result is out
+                }
+                let mut windows = context.window_store::<String, WindowTotal>(shape.store)?;
+                let existing = windows.get(&record.key, window_start)?;
+                let is_new = existing.is_none();
+                let mut total = existing.unwrap_or(WindowTotal {
+                    count: 0,
+                    amount: None,
+                });
+                total.count += fact.count;
+                total.amount = match (total.amount, fact.amount) {
+                    (Some(sum), Some(amount)) => {
+                        Some(sum.checked_add(amount).map_err(|error| {
+                            ProcessError::invalid(format!("window {}: {error}", record.key))
+                        })?)
+                    }
+                    (None, amount) | (amount, None) => amount,
+                };
+                windows.put(&record.key, window_start, &total)?;
+                if is_new {
+                    context.schedule(
+                        TimerKind::StreamTime,
+                        &timer_key(shape_index, window_start, &record.key),
+                        closes_at,
+                        Vec::new(),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        context: &mut AggregateContext<'_>,
+        timer: FiredTimer,
+    ) -> Result<(), ProcessError> {
+        let key = String::from_utf8(timer.key)
+            .map_err(|_| ProcessError::invalid("window timer key is not UTF-8"))?;
+        let mut parts = key.splitn(3, '|');
+        let (Some(shape_index), Some(window_start), Some(fact_key)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ProcessError::invalid(format!(
+                "unexpected window timer {key}"
+            )));
+        };
+        let shape_index: usize = shape_index
+            .parse()
+            .map_err(|_| ProcessError::invalid("window shape"))?;
+        let window_start: i64 = window_start
+            .parse()
+            .map_err(|_| ProcessError::invalid("window start"))?;
+        let shape = WINDOW_SHAPES
+            .get(shape_index)
+            .ok_or_else(|| ProcessError::invalid(format!("unknown window shape {shape_index}")))?;
+        let fact_key = fact_key.to_string();
+        let Some(total) = context
+            .window_store::<String, WindowTotal>(shape.store)?
+            .get(&fact_key, window_start)?
+        else {
+            return Ok(());
+        };
+        let (metric_name, dimension) = fact_key
+            .split_once('|')
+            .unwrap_or((fact_key.as_str(), "all"));
+        let metric: AnalyticsMetric =
+            serde_json::from_value(serde_json::Value::String(metric_name.to_string()))
+                .map_err(|error| ProcessError::invalid(format!("metric {metric_name}: {error}")))?;
+        let window_key = format!("{metric_name}|{dimension}|{}", shape.size_ms / 60_000);
+        let aggregate = AnalyticsAggregate::WindowAggregate(WindowAggregate {
+            window_key: window_key.clone(),
+            metric,
+            window_start: Timestamp::from_unix_millis(window_start),
+            window_end: Timestamp::from_unix_millis(window_start + shape.size_ms),
+            count: total.count,
+            amount: total.amount,
+            is_final: true,
+        });
+        let now = context.now_ms();
+        let origin = Origin {
+            correlation_id: orderflow_schemas::ids::CorrelationId::generate(now),
+            causation_id: None,
+            traceparent: None,
+        };
+        let envelope = origin.envelope(aggregate, now);
+        context.forward(Record::new(window_key, envelope, timer.due_ms));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_falls_in_one_tumbling_and_six_hopping_windows() {
+        let minute = WINDOW_SHAPES[0];
+        assert_eq!(minute.windows_containing(125_000), vec![120_000]);
+        let hour = WINDOW_SHAPES[1];
+        let starts = hour.windows_containing(3_650_000);
+        assert_eq!(starts.len(), 6);
+        assert_eq!(starts.first(), Some(&600_000));
+        assert_eq!(starts.last(), Some(&3_600_000));
+        for start in starts {
+            assert!(start <= 3_650_000 && 3_650_000 < start + hour.size_ms);
+        }
+    }
+}

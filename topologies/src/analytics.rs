@@ -1,0 +1,140 @@
+//! The analytics topology: facts from order, payment and inventory events, windowed into
+//! 1-minute tumbling and 1-hour hopping aggregates on analytics-aggregates, and exported (raw
+//! order events and final aggregates) as rotated JSON-lines files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orderflow_processors::analytics::{
+    AnalyticsConfig, AnalyticsInput, CategorizedLine, FACTS_TOPIC, Fact, FactExtractor,
+    ORDER_LINES_STORE, WINDOW_SHAPES, WindowAggregator, WindowTotal,
+};
+use orderflow_processors::catalog::{PRODUCTS_TABLE, project_product};
+use orderflow_processors::export::JsonLinesExport;
+use orderflow_processors::wire::{EnvelopeSource, envelope_serde};
+use orderflow_runtime::{RecordSerde, Topology, TopologyBuilder, TopologyError};
+use orderflow_schemas::catalog::{
+    ANALYTICS_AGGREGATES, CATALOG_EVENTS, INVENTORY_EVENTS, LOW_VOLUME_PARTITIONS, ORDER_EVENTS,
+    PAYMENT_EVENTS,
+};
+use orderflow_schemas::messages::analytics::AnalyticsAggregate;
+use orderflow_schemas::topic::TopicSpec;
+use orderflow_state_stores::{JsonCodec, StringCodec, WindowRetention};
+
+use crate::catalog_topic;
+
+/// What the analytics topology is built with.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyticsOptions {
+    pub config: Arc<AnalyticsConfig>,
+    /// Where the JSON-lines exports go; `None`: no export.
+    pub export_directory: Option<PathBuf>,
+    /// Largest export file before rotation.
+    pub export_file_bytes: u64,
+}
+
+/// Builds the analytics topology.
+pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
+    let mut builder = TopologyBuilder::new();
+    for topic in [
+        ORDER_EVENTS,
+        PAYMENT_EVENTS,
+        INVENTORY_EVENTS,
+        CATALOG_EVENTS,
+        ANALYTICS_AGGREGATES,
+    ] {
+        builder.add_topic(catalog_topic(topic));
+    }
+    builder.add_topic(TopicSpec::new(FACTS_TOPIC, LOW_VOLUME_PARTITIONS));
+    builder.add_global_table(
+        PRODUCTS_TABLE,
+        CATALOG_EVENTS,
+        EnvelopeSource::new(|envelope| envelope),
+        StringCodec,
+        JsonCodec,
+        project_product,
+    );
+    let facts: RecordSerde<String, Fact> = RecordSerde::new(StringCodec, JsonCodec);
+    builder
+        .add_source(
+            "analytics-order-events",
+            ORDER_EVENTS,
+            EnvelopeSource::new(AnalyticsInput::Order),
+        )
+        .add_source(
+            "analytics-payment-events",
+            PAYMENT_EVENTS,
+            EnvelopeSource::new(AnalyticsInput::Payment),
+        )
+        .add_source(
+            "analytics-inventory-events",
+            INVENTORY_EVENTS,
+            EnvelopeSource::new(AnalyticsInput::Inventory),
+        )
+        .add_processor(
+            "facts",
+            &[
+                "analytics-order-events",
+                "analytics-payment-events",
+                "analytics-inventory-events",
+            ],
+            || FactExtractor,
+            &[ORDER_LINES_STORE],
+        )
+        .add_key_value_store::<String, Vec<CategorizedLine>>(
+            ORDER_LINES_STORE,
+            StringCodec,
+            JsonCodec,
+        )
+        .add_sink("facts-sink", &["facts"], FACTS_TOPIC, facts.clone())
+        .add_source("facts-source", FACTS_TOPIC, facts);
+    let config = options.config.clone();
+    let window_stores: Vec<&str> = WINDOW_SHAPES.iter().map(|shape| shape.store).collect();
+    builder.add_processor(
+        "windows",
+        &["facts-source"],
+        move || WindowAggregator::new(config.clone()),
+        &window_stores,
+    );
+    for shape in WINDOW_SHAPES {
+        builder.add_window_store::<String, WindowTotal>(
+            shape.store,
+            WindowRetention::new(shape.retention_ms(options.config.grace_ms)),
+            StringCodec,
+            JsonCodec,
+        );
+    }
+    builder.add_sink(
+        "aggregates-sink",
+        &["windows"],
+        ANALYTICS_AGGREGATES,
+        envelope_serde::<AnalyticsAggregate>(),
+    );
+    if let Some(directory) = &options.export_directory {
+        let file_bytes = if options.export_file_bytes == 0 {
+            64 * 1024 * 1024
+        } else {
+            options.export_file_bytes
+        };
+        builder
+            .add_export(
+                "export-aggregates",
+                ANALYTICS_AGGREGATES,
+                Arc::new(JsonLinesExport::new(
+                    directory.clone(),
+                    "aggregates",
+                    file_bytes,
+                )),
+            )
+            .add_export(
+                "export-order-events",
+                ORDER_EVENTS,
+                Arc::new(JsonLinesExport::new(
+                    directory.clone(),
+                    "order-events",
+                    file_bytes,
+                )),
+            );
+    }
+    builder.build()
+}

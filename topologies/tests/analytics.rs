@@ -1,0 +1,204 @@
+//! Windowed analytics through the test driver: counts and revenue per window, late events within
+//! the grace period, final results only when a window closes, and the JSON-lines export.
+
+use std::sync::Arc;
+
+use orderflow_processors::analytics::AnalyticsConfig;
+use orderflow_processors::wire::envelope_serde;
+use orderflow_runtime::TopologyTestDriver;
+use orderflow_schemas::currency::Currency;
+use orderflow_schemas::envelope::{Envelope, Message};
+use orderflow_schemas::ids::{CorrelationId, EventId, OrderId, PaymentId, UserId};
+use orderflow_schemas::messages::analytics::{
+    AnalyticsAggregate, AnalyticsMetric, WindowAggregate,
+};
+use orderflow_schemas::messages::order_events::{
+    OrderConfirmed, OrderEvent, OrderRejected, OrderRejectionReason,
+};
+use orderflow_schemas::messages::payment_events::{PaymentEvent, PaymentFailed, PaymentSucceeded};
+use orderflow_schemas::money::Money;
+use orderflow_schemas::time::Timestamp;
+use orderflow_topologies::analytics::{self, AnalyticsOptions};
+
+const BASE: i64 = 1_767_225_600_000; // a minute boundary
+
+fn pipe<T: Message>(driver: &TopologyTestDriver, topic: &str, payload: T, at_seconds: i64) {
+    let time = BASE + at_seconds * 1_000;
+    let key = payload.partition_key();
+    let envelope = Envelope::new(
+        payload,
+        Timestamp::from_unix_millis(time),
+        CorrelationId::generate(time),
+        None,
+        EventId::generate(time),
+    );
+    driver
+        .pipe(topic, &envelope_serde::<T>(), &key, &envelope, time)
+        .unwrap();
+}
+
+fn usd(amount: i64) -> Money {
+    Money::new(amount, Currency::parse("USD").unwrap())
+}
+
+fn confirmed(amount: i64) -> OrderEvent {
+    OrderEvent::OrderConfirmed(OrderConfirmed {
+        order_id: OrderId::generate(BASE),
+        user_id: UserId::generate(BASE),
+        payment_id: PaymentId::generate(BASE),
+        total: usd(amount),
+    })
+}
+
+fn rejected() -> OrderEvent {
+    OrderEvent::OrderRejected(OrderRejected {
+        order_id: OrderId::generate(BASE),
+        user_id: UserId::generate(BASE),
+        reasons: Vec::new(),
+        order_reason: Some(OrderRejectionReason::InvalidCoupon),
+    })
+}
+
+fn succeeded() -> PaymentEvent {
+    PaymentEvent::PaymentSucceeded(PaymentSucceeded {
+        order_id: OrderId::generate(BASE),
+        payment_id: PaymentId::generate(BASE),
+        amount: usd(1),
+        provider_reference: "ref".to_string(),
+        attempt: 1,
+    })
+}
+
+fn failed() -> PaymentEvent {
+    PaymentEvent::PaymentFailed(PaymentFailed {
+        order_id: OrderId::generate(BASE),
+        payment_id: PaymentId::generate(BASE),
+        reason: "declined".to_string(),
+        decline_code: None,
+        retriable: false,
+        attempt: 1,
+    })
+}
+
+fn minute_aggregates(driver: &mut TopologyTestDriver) -> Vec<WindowAggregate> {
+    driver
+        .read(
+            "analytics-aggregates",
+            &envelope_serde::<AnalyticsAggregate>(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|record| match record.value.payload {
+            AnalyticsAggregate::WindowAggregate(aggregate) => aggregate,
+        })
+        .filter(|aggregate| aggregate.window_key.ends_with("|1"))
+        .collect()
+}
+
+#[test]
+fn windows_count_and_sum_by_event_time_and_emit_once_when_closed() {
+    let export = tempfile::tempdir().unwrap();
+    let options = AnalyticsOptions {
+        config: Arc::new(AnalyticsConfig { grace_ms: 30_000 }),
+        export_directory: Some(export.path().to_path_buf()),
+        export_file_bytes: 2_000,
+    };
+    let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
+    let dead_letters = |driver: &mut TopologyTestDriver| {
+        driver.read_raw("order-events.dlq").unwrap().len()
+            + driver.read_raw("payment-events.dlq").unwrap().len()
+    };
+    // Minute 0.
+    pipe(&driver, "order-events", confirmed(1_000), 10);
+    pipe(&driver, "order-events", confirmed(2_500), 30);
+    pipe(&driver, "order-events", rejected(), 40);
+    pipe(&driver, "payment-events", succeeded(), 12);
+    pipe(&driver, "payment-events", failed(), 50);
+    driver.run_until_idle().unwrap();
+    // A late event for minute 0, within the grace period (stream time 70 s < 60 s + 30 s).
+    pipe(&driver, "order-events", confirmed(500), 70);
+    pipe(&driver, "order-events", confirmed(100), 55);
+    driver.run_until_idle().unwrap();
+    assert!(
+        minute_aggregates(&mut driver).is_empty(),
+        "nothing is final before the window closes"
+    );
+
+    // Stream time passes 90 s everywhere: minute 0 closes. A fact for minute 0 arriving after
+    // that is too late and is dropped.
+    for _ in 0..10 {
+        pipe(&driver, "order-events", confirmed(1), 200);
+        pipe(&driver, "order-events", rejected(), 200);
+        pipe(&driver, "payment-events", succeeded(), 200);
+        pipe(&driver, "payment-events", failed(), 200);
+    }
+    driver.run_until_idle().unwrap();
+    pipe(&driver, "order-events", confirmed(9_999), 20);
+    driver.run_until_idle().unwrap();
+
+    assert_eq!(dead_letters(&mut driver), 0);
+    let aggregates = minute_aggregates(&mut driver);
+    let find = |metric: AnalyticsMetric, start_seconds: i64| -> WindowAggregate {
+        aggregates
+            .iter()
+            .find(|aggregate| {
+                aggregate.metric == metric
+                    && aggregate.window_start.as_unix_millis() == BASE + start_seconds * 1_000
+                    && (aggregate.metric != AnalyticsMetric::Revenue
+                        || aggregate.window_key == "revenue|USD|1")
+            })
+            .unwrap_or_else(|| {
+                panic!("no {metric:?} aggregate at {start_seconds}s in {aggregates:#?}")
+            })
+            .clone()
+    };
+    let confirmed_minute_0 = find(AnalyticsMetric::OrdersConfirmed, 0);
+    assert_eq!(
+        confirmed_minute_0.count, 3,
+        "10 s, 30 s and the late 55 s; not the too-late 20 s"
+    );
+    assert!(confirmed_minute_0.is_final);
+    assert_eq!(find(AnalyticsMetric::Revenue, 0).amount, Some(usd(3_600)));
+    assert_eq!(find(AnalyticsMetric::OrdersRejected, 0).count, 1);
+    assert_eq!(find(AnalyticsMetric::PaymentsSucceeded, 0).count, 1);
+    assert_eq!(find(AnalyticsMetric::PaymentsFailed, 0).count, 1);
+    assert_eq!(find(AnalyticsMetric::OrdersConfirmed, 60).count, 1);
+    // Each window's final result is emitted once.
+    let finals_for_minute_0 = aggregates
+        .iter()
+        .filter(|aggregate| {
+            aggregate.window_key == "orders_confirmed|all|1"
+                && aggregate.window_start.as_unix_millis() == BASE
+        })
+        .count();
+    assert_eq!(finals_for_minute_0, 1);
+
+    // The export wrote the raw order events and the aggregates, rotating small files.
+    let files: Vec<String> = std::fs::read_dir(export.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|name| name.starts_with("aggregates-")),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .filter(|name| name.starts_with("order-events-"))
+            .count()
+            > 1,
+        "{files:?}"
+    );
+    let exported_events: usize = files
+        .iter()
+        .filter(|name| name.starts_with("order-events-"))
+        .map(|name| {
+            std::fs::read_to_string(export.path().join(name))
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(exported_events, 26);
+}
