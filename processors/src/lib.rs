@@ -4,6 +4,7 @@
 //! forwarded records and timers out; no I/O. Payment-provider calls leave as effect requests
 //! (see `orderflow_runtime::effects`).
 
+pub mod adapters;
 pub mod analytics;
 pub mod catalog;
 pub mod export;

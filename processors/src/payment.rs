@@ -104,6 +104,9 @@ pub struct ProviderRequest {
     pub idempotency_key: String,
     /// Provider call number, from 1.
     pub attempt: u32,
+    /// Refunds: the provider's reference of the charge being refunded.
+    #[serde(default)]
+    pub provider_reference: Option<String>,
     pub origin: Origin,
 }
 
@@ -503,6 +506,7 @@ impl PaymentProcessor {
                     payment_method_token: Some(charge.payment_method_token),
                     idempotency_key: charge.idempotency_key.clone(),
                     attempt: 1,
+                    provider_reference: None,
                     origin: origin.clone(),
                 };
                 Self::save(
@@ -549,6 +553,7 @@ impl PaymentProcessor {
                     payment_method_token: None,
                     idempotency_key: refund.idempotency_key,
                     attempt: 1,
+                    provider_reference: record.provider_reference.clone(),
                     origin,
                 };
                 record.refund = Some(request.clone());
