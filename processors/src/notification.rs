@@ -351,10 +351,13 @@ fn message(
     }
 }
 
-/// The outbox notifier, keyed by user id: stores each Send* message where the API can list it
-/// and records it as sent.
+/// The outbox, keyed by user id: stores each Send* message where the API can list it, and —
+/// when it is the delivery (no SMTP or webhook notifier configured) — records it as sent.
 #[derive(Debug, Default)]
-pub struct OutboxProcessor;
+pub struct OutboxProcessor {
+    /// Whether the outbox is the delivery, so storing a message is sending it.
+    pub is_delivery: bool,
+}
 
 impl Processor for OutboxProcessor {
     type InKey = String;
@@ -397,6 +400,9 @@ impl Processor for OutboxProcessor {
             return Ok(());
         }
         outbox.put(&outbox_key, &record.value)?;
+        if !self.is_delivery {
+            return Ok(());
+        }
         let origin = Origin::caused_by(&record.value);
         let sent = NotificationEvent::NotificationSent(NotificationSent {
             notification_id,

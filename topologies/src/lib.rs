@@ -42,7 +42,7 @@ pub fn named_topologies() -> Vec<NamedTopology> {
         NamedTopology {
             name: "notifications",
             summary: "order and payment events to notifications per enabled channel, via the outbox",
-            build: notifications::topology,
+            build: || notifications::topology(&notifications::NotificationsOptions::default()),
         },
         NamedTopology {
             name: "analytics",

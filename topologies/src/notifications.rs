@@ -7,7 +7,9 @@ use orderflow_processors::notification::{
 };
 use orderflow_processors::users::{USERS_TABLE, project_user};
 use orderflow_processors::wire::{EnvelopeSource, envelope_serde};
-use orderflow_runtime::{Topology, TopologyBuilder, TopologyError};
+use std::sync::Arc;
+
+use orderflow_runtime::{EffectHandler, Topology, TopologyBuilder, TopologyError};
 use orderflow_schemas::catalog::{NOTIFICATION_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, USER_EVENTS};
 use orderflow_schemas::envelope::Envelope;
 use orderflow_schemas::messages::notification_events::NotificationEvent;
@@ -15,9 +17,34 @@ use orderflow_state_stores::{JsonCodec, StringCodec};
 
 use crate::catalog_topic;
 
+/// How notifications are delivered.
+#[derive(Clone, Default)]
+pub struct NotificationsOptions {
+    /// An external delivery (SMTP, webhook) run as an effect; `None`: the outbox delivers.
+    pub delivery: Option<Arc<dyn EffectHandler>>,
+}
+
+impl std::fmt::Debug for NotificationsOptions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("NotificationsOptions")
+            .field("external_delivery", &self.delivery.is_some())
+            .finish()
+    }
+}
+
 /// Builds the notifications topology.
-pub fn topology() -> Result<Topology, TopologyError> {
+pub fn topology(options: &NotificationsOptions) -> Result<Topology, TopologyError> {
+    let is_delivery = options.delivery.is_none();
     let mut builder = TopologyBuilder::new();
+    if let Some(delivery) = &options.delivery {
+        builder.add_effect(
+            "notification-delivery",
+            NOTIFICATION_EVENTS,
+            NOTIFICATION_EVENTS,
+            delivery.clone(),
+        );
+    }
     for topic in [
         ORDER_EVENTS,
         PAYMENT_EVENTS,
@@ -67,7 +94,7 @@ pub fn topology() -> Result<Topology, TopologyError> {
         .add_processor(
             "outbox",
             &["outbox-notification-events"],
-            || OutboxProcessor,
+            move || OutboxProcessor { is_delivery },
             &[OUTBOX_STORE],
         )
         .add_key_value_store::<String, Envelope<NotificationEvent>>(
