@@ -3,7 +3,8 @@
 //!
 //! `available = on_hand - reserved`. Reserve succeeds only if `available >= quantity`. Commit
 //! takes reserved units out of `on_hand` (they are sold); Release gives them back (from a
-//! reservation, or from a commit when a confirmed order is cancelled). Every reservation has an
+//! reservation, or from a commit when a confirmed order is cancelled). StockUpdated follows
+//! restocks, adjustments and releases. Every reservation has an
 //! expiry on a durable wall-clock timer; one still held at expiry is released. A duplicate
 //! Reserve, Release or Commit for the same (order, line) changes nothing.
 
@@ -331,7 +332,7 @@ impl Processor for InventoryProcessor {
                 level.reserved -= reservation.quantity;
                 level.on_hand -= reservation.quantity;
                 level.committed += reservation.quantity;
-                let level = Self::save_level(context, &origin, &reservation.sku, level, timestamp)?;
+                Self::save_level(context, &origin, &reservation.sku, level, timestamp)?;
                 emit(
                     context,
                     &origin,
@@ -343,7 +344,8 @@ impl Processor for InventoryProcessor {
                     }),
                     timestamp,
                 );
-                Self::stock_updated(context, &origin, &reservation.sku, &level, timestamp);
+                // No StockUpdated here: commits are the hot path (one per order line), and
+                // StockCommitted already says what changed.
             }
         }
         Ok(())
