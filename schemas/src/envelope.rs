@@ -270,7 +270,7 @@ impl<T: Message> Envelope<T> {
         Self::from_wire(wire)
     }
 
-    fn from_wire(wire: EnvelopeWire) -> Result<Self, DecodeError> {
+    fn from_wire(wire: EnvelopeWire<'_>) -> Result<Self, DecodeError> {
         if !T::TYPES.contains(&wire.message_type.as_str()) {
             return Err(DecodeError::UnknownType {
                 message_type: wire.message_type,
@@ -288,14 +288,17 @@ impl<T: Message> Envelope<T> {
             });
         }
         let mut track = Track::new();
+        // The payload is decoded straight from its bytes in the record (no intermediate
+        // `serde_json::Value` tree): this is the hot path of every processor.
+        let mut payload_json = serde_json::Deserializer::from_str(wire.payload.get());
         let payload = T::deserialize_payload(
             &wire.message_type,
             wire.schema_version,
-            serde_path_to_error::Deserializer::new(wire.payload, &mut track),
+            serde_path_to_error::Deserializer::new(&mut payload_json, &mut track),
         )
         .map_err(|error| DecodeError::InvalidField {
             field: field_path("payload", &track.path()),
-            message: error.to_string(),
+            message: strip_position(&error.to_string()),
         })?;
         payload
             .validate()
@@ -333,7 +336,25 @@ impl EnvelopeHeader {
 /// header says how to read it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnvelopeWire {
+struct EnvelopeWire<'a> {
+    event_id: EventId,
+    #[serde(rename = "type")]
+    message_type: String,
+    schema_version: u16,
+    occurred_at: Timestamp,
+    correlation_id: CorrelationId,
+    #[serde(default)]
+    causation_id: Option<EventId>,
+    #[serde(default)]
+    traceparent: Option<TraceParent>,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+}
+
+/// [`EnvelopeWire`] for deserializers that cannot lend raw JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnedEnvelopeWire {
     event_id: EventId,
     #[serde(rename = "type")]
     message_type: String,
@@ -347,7 +368,16 @@ struct EnvelopeWire {
     payload: serde_json::Value,
 }
 
-fn parse_wire(bytes: &[u8]) -> Result<EnvelopeWire, DecodeError> {
+/// serde_json's messages end with " at line L column C" of the payload alone, which would
+/// mislead next to the record's own positions; the field path says where instead.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) if message[index..].contains(" column ") => message[..index].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+fn parse_wire(bytes: &[u8]) -> Result<EnvelopeWire<'_>, DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let mut track = Track::new();
     let wire = EnvelopeWire::deserialize(serde_path_to_error::Deserializer::new(
@@ -435,8 +465,22 @@ impl<'de, T: Message> Deserialize<'de> for Envelope<T> {
     /// The same checks as [`Envelope::decode_json`], with errors flattened into the
     /// deserializer's error type. Prefer `decode_json` for typed errors.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = EnvelopeWire::deserialize(deserializer)?;
-        Self::from_wire(wire).map_err(serde::de::Error::custom)
+        // Any deserializer, not only JSON bytes: the payload cannot be borrowed as raw JSON, so
+        // it is read as a value and re-serialized (the slow path; `decode_json` is the fast one).
+        let wire = OwnedEnvelopeWire::deserialize(deserializer)?;
+        let payload =
+            serde_json::value::to_raw_value(&wire.payload).map_err(serde::de::Error::custom)?;
+        Self::from_wire(EnvelopeWire {
+            event_id: wire.event_id,
+            message_type: wire.message_type,
+            schema_version: wire.schema_version,
+            occurred_at: wire.occurred_at,
+            correlation_id: wire.correlation_id,
+            causation_id: wire.causation_id,
+            traceparent: wire.traceparent,
+            payload: &payload,
+        })
+        .map_err(serde::de::Error::custom)
     }
 }
 
