@@ -32,6 +32,8 @@ use crate::wire::Origin;
 pub const FACTS_TOPIC: &str = "orderflow-analytics-facts";
 /// order id -> the order's lines with their categories, until the order settles.
 pub const ORDER_LINES_STORE: &str = "analytics-order-lines";
+/// order id -> 1 for confirmed orders until they ship, so only their refunds reduce revenue.
+pub const CONFIRMED_ORDERS_STORE: &str = "analytics-confirmed-orders";
 /// Window store of the 1-minute tumbling windows.
 pub const MINUTE_WINDOWS: &str = "analytics-windows-1m";
 /// Window store of the 1-hour hopping windows.
@@ -223,6 +225,9 @@ impl Processor for FactExtractor {
                             Some(confirmed.total),
                             time,
                         );
+                        context
+                            .key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?
+                            .put(&confirmed.order_id.to_string(), &1)?;
                         let mut store = context
                             .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?;
                         let key = confirmed.order_id.to_string();
@@ -246,6 +251,12 @@ impl Processor for FactExtractor {
                                 time,
                             );
                         }
+                    }
+                    // Shipped orders can no longer be cancelled, so no refund will follow.
+                    OrderEvent::OrderShipped(shipped) => {
+                        context
+                            .key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?
+                            .delete(&shipped.order_id.to_string())?;
                     }
                     OrderEvent::OrderRejected(rejected) => {
                         context
@@ -308,8 +319,16 @@ impl Processor for FactExtractor {
                         None,
                         time,
                     ),
-                    // Revenue is net of refunds.
+                    // Revenue is net of refunds of confirmed orders (a late charge of an order
+                    // that had already ended was never counted as revenue).
                     PaymentEvent::PaymentRefunded(refunded) => {
+                        let mut confirmed =
+                            context.key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?;
+                        let key = refunded.order_id.to_string();
+                        if confirmed.get(&key)?.is_none() {
+                            return Ok(());
+                        }
+                        confirmed.delete(&key)?;
                         let negative = refunded.amount.checked_neg().map_err(|error| {
                             ProcessError::invalid(format!("refund amount: {error}"))
                         })?;
@@ -388,7 +407,6 @@ impl Processor for WindowAggregator {
                 }
                 let mut windows = context.window_store::<String, WindowTotal>(shape.store)?;
                 let existing = windows.get(&record.key, window_start)?;
-                let is_new = existing.is_none();
                 let mut total = existing.unwrap_or(WindowTotal {
                     count: 0,
                     amount: None,
@@ -403,14 +421,15 @@ impl Processor for WindowAggregator {
                     (None, amount) | (amount, None) => amount,
                 };
                 windows.put(&record.key, window_start, &total)?;
-                if is_new {
-                    context.schedule(
-                        TimerKind::StreamTime,
-                        &timer_key(shape_index, window_start, &record.key),
-                        closes_at,
-                        Vec::new(),
-                    )?;
-                }
+                // The timer carries the running total: the window store may expire the window
+                // (when a much later fact arrives first) before the timer fires in this batch.
+                let payload = serde_json::to_vec(&total).expect("totals serialize");
+                context.schedule(
+                    TimerKind::StreamTime,
+                    &timer_key(shape_index, window_start, &record.key),
+                    closes_at,
+                    payload,
+                )?;
             }
         }
         Ok(())
@@ -441,19 +460,15 @@ impl Processor for WindowAggregator {
             .get(shape_index)
             .ok_or_else(|| ProcessError::invalid(format!("unknown window shape {shape_index}")))?;
         let fact_key = fact_key.to_string();
-        let Some(total) = context
-            .window_store::<String, WindowTotal>(shape.store)?
-            .get(&fact_key, window_start)?
-        else {
-            return Ok(());
-        };
+        let total: WindowTotal = serde_json::from_slice(&timer.payload)
+            .map_err(|error| ProcessError::invalid(format!("window timer payload: {error}")))?;
         let (metric_name, dimension) = fact_key
             .split_once('|')
             .unwrap_or((fact_key.as_str(), "all"));
         let metric: AnalyticsMetric =
             serde_json::from_value(serde_json::Value::String(metric_name.to_string()))
                 .map_err(|error| ProcessError::invalid(format!("metric {metric_name}: {error}")))?;
-        let window_key = format!("{metric_name}|{dimension}|{}", shape.size_ms / 60_000);
+        let window_key = window_key(metric_name, dimension, shape.size_ms, window_start);
         let aggregate = AnalyticsAggregate::WindowAggregate(WindowAggregate {
             window_key: window_key.clone(),
             metric,
@@ -475,9 +490,33 @@ impl Processor for WindowAggregator {
     }
 }
 
+/// Identifies metric, dimension and window together, as a token (visible ASCII, no spaces):
+/// `<metric>/<dimension, percent-encoded>/<size in minutes>m/<start ms>`.
+pub fn window_key(metric: &str, dimension: &str, size_ms: i64, window_start: i64) -> String {
+    let mut encoded = String::with_capacity(dimension.len());
+    for byte in dimension.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{metric}/{encoded}/{}m/{window_start}", size_ms / 60_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_keys_are_tokens_whatever_the_dimension() {
+        let key = window_key("revenue", "category:Home & Küche:EUR", 60_000, 120_000);
+        assert_eq!(
+            key,
+            "revenue/category:Home%20%26%20K%C3%BCche:EUR/1m/120000"
+        );
+        assert!(key.bytes().all(|byte| byte.is_ascii_graphic()));
+    }
 
     #[test]
     fn a_time_falls_in_one_tumbling_and_six_hopping_windows() {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use orderflow_processors::analytics::{
-    AnalyticsConfig, AnalyticsInput, CategorizedLine, FACTS_TOPIC, Fact, FactExtractor,
-    ORDER_LINES_STORE, WINDOW_SHAPES, WindowAggregator, WindowTotal,
+    AnalyticsConfig, AnalyticsInput, CONFIRMED_ORDERS_STORE, CategorizedLine, FACTS_TOPIC, Fact,
+    FactExtractor, ORDER_LINES_STORE, WINDOW_SHAPES, WindowAggregator, WindowTotal,
 };
 use orderflow_processors::catalog::{PRODUCTS_TABLE, project_product};
 use orderflow_processors::export::JsonLinesExport;
@@ -79,8 +79,9 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
                 "analytics-inventory-events",
             ],
             || FactExtractor,
-            &[ORDER_LINES_STORE],
+            &[ORDER_LINES_STORE, CONFIRMED_ORDERS_STORE],
         )
+        .add_key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE, StringCodec, JsonCodec)
         .add_key_value_store::<String, Vec<CategorizedLine>>(
             ORDER_LINES_STORE,
             StringCodec,

@@ -91,7 +91,7 @@ fn minute_aggregates(driver: &mut TopologyTestDriver) -> Vec<WindowAggregate> {
         .map(|record| match record.value.payload {
             AnalyticsAggregate::WindowAggregate(aggregate) => aggregate,
         })
-        .filter(|aggregate| aggregate.window_key.ends_with("|1"))
+        .filter(|aggregate| aggregate.window_key.contains("/1m/"))
         .collect()
 }
 
@@ -145,7 +145,7 @@ fn windows_count_and_sum_by_event_time_and_emit_once_when_closed() {
                 aggregate.metric == metric
                     && aggregate.window_start.as_unix_millis() == BASE + start_seconds * 1_000
                     && (aggregate.metric != AnalyticsMetric::Revenue
-                        || aggregate.window_key == "revenue|USD|1")
+                        || aggregate.window_key.starts_with("revenue/USD/"))
             })
             .unwrap_or_else(|| {
                 panic!("no {metric:?} aggregate at {start_seconds}s in {aggregates:#?}")
@@ -166,10 +166,7 @@ fn windows_count_and_sum_by_event_time_and_emit_once_when_closed() {
     // Each window's final result is emitted once.
     let finals_for_minute_0 = aggregates
         .iter()
-        .filter(|aggregate| {
-            aggregate.window_key == "orders_confirmed|all|1"
-                && aggregate.window_start.as_unix_millis() == BASE
-        })
+        .filter(|aggregate| aggregate.window_key == format!("orders_confirmed/all/1m/{BASE}"))
         .count();
     assert_eq!(finals_for_minute_0, 1);
 
@@ -201,4 +198,63 @@ fn windows_count_and_sum_by_event_time_and_emit_once_when_closed() {
         })
         .sum();
     assert_eq!(exported_events, 26);
+}
+
+#[test]
+fn a_window_is_reported_even_when_the_next_fact_comes_long_after_it_closed() {
+    let options = AnalyticsOptions::default();
+    let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
+    pipe(&driver, "order-events", confirmed(100), 10);
+    driver.run_until_idle().unwrap();
+    // Ten minutes of silence, then the next confirmation: minute 0 must still be reported.
+    pipe(&driver, "order-events", confirmed(100), 600);
+    driver.run_until_idle().unwrap();
+    let aggregates = minute_aggregates(&mut driver);
+    assert!(
+        aggregates.iter().any(|aggregate| aggregate.window_key
+            == format!("orders_confirmed/all/1m/{BASE}")
+            && aggregate.count == 1),
+        "{aggregates:#?}"
+    );
+}
+
+#[test]
+fn refunds_reduce_revenue_only_for_orders_that_were_confirmed() {
+    let options = AnalyticsOptions::default();
+    let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
+    let order = OrderId::generate(BASE);
+    let confirmation = OrderEvent::OrderConfirmed(OrderConfirmed {
+        order_id: order,
+        user_id: UserId::generate(BASE),
+        payment_id: PaymentId::generate(BASE),
+        total: usd(1_000),
+    });
+    let refund = |order_id| {
+        PaymentEvent::PaymentRefunded(
+            orderflow_schemas::messages::payment_events::PaymentRefunded {
+                order_id,
+                payment_id: PaymentId::generate(BASE),
+                amount: usd(1_000),
+                provider_reference: "re".to_string(),
+                reason: "cancelled".to_string(),
+            },
+        )
+    };
+    pipe(&driver, "order-events", confirmation, 5);
+    pipe(&driver, "payment-events", refund(order), 6);
+    // A refund of a late charge for an order that was never confirmed: no revenue to take back.
+    pipe(
+        &driver,
+        "payment-events",
+        refund(OrderId::generate(BASE + 1)),
+        7,
+    );
+    driver.run_until_idle().unwrap();
+    pipe(&driver, "order-events", confirmed(1), 600);
+    driver.run_until_idle().unwrap();
+    let revenue = minute_aggregates(&mut driver)
+        .into_iter()
+        .find(|aggregate| aggregate.window_key == format!("revenue/USD/1m/{BASE}"))
+        .unwrap();
+    assert_eq!(revenue.amount, Some(usd(0)));
 }
