@@ -1,7 +1,7 @@
 //! Exports: effect handlers that write records outside the platform (never called by a
 //! processor; the runtime's side thread runs them, at least once, in order per partition).
 
-use std::io::Write;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -10,8 +10,11 @@ use orderflow_runtime::{EffectHandler, LogRecord};
 /// Writes each record's value as one line of JSON-lines files in a directory, starting a new
 /// file when the current one reaches `max_file_bytes` (`<prefix>-<n>.jsonl`, n from 1).
 ///
-/// Delivery is at least once: after a crash the last records before the crash may be written
-/// again; every record carries its event id for consumers that deduplicate.
+/// Delivery is at least once: each line is fsynced before the executor commits past its
+/// record, so after a crash the last records may be written again (every record carries its
+/// event id for consumers that deduplicate). A line torn by a crash is closed with a newline
+/// when the file is reopened, so it never swallows the next record; readers skip lines that do
+/// not parse.
 #[derive(Debug)]
 pub struct JsonLinesExport {
     directory: PathBuf,
@@ -52,30 +55,48 @@ impl JsonLinesExport {
             .unwrap_or(0)
     }
 
-    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+    fn open_file(&self, number: u32) -> std::io::Result<(std::fs::File, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path(number);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let mut size = file.metadata()?.len();
+        if size > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(size - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                size += 1;
+            }
+        }
+        Ok((file, size))
+    }
+
+    fn write_line(&self, value: &[u8]) -> std::io::Result<()> {
         let mut current = self.current.lock().expect("export lock poisoned");
         if current.is_none() {
             std::fs::create_dir_all(&self.directory)?;
             let number = self.last_file_number().max(1);
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path(number))?;
-            let size = file.metadata()?.len();
+            let (file, size) = self.open_file(number)?;
             *current = Some((number, file, size));
         }
         let (number, file, size) = current.as_mut().expect("opened above");
-        if *size > 0 && *size + line.len() as u64 + 1 > self.max_file_bytes {
+        let mut line = Vec::with_capacity(value.len() + 1);
+        line.extend_from_slice(value);
+        line.push(b'\n');
+        if *size > 0 && *size + line.len() as u64 > self.max_file_bytes {
             *number += 1;
-            *file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path(*number))?;
-            *size = 0;
+            let (next, next_size) = self.open_file(*number)?;
+            *file = next;
+            *size = next_size;
         }
-        file.write_all(line)?;
-        file.write_all(b"\n")?;
-        *size += line.len() as u64 + 1;
+        file.write_all(&line)?;
+        file.sync_data()?;
+        *size += line.len() as u64;
         Ok(())
     }
 }
@@ -90,8 +111,65 @@ impl EffectHandler for JsonLinesExport {
                 "the value spans several lines; JSON-lines needs one line per record".to_string(),
             );
         }
-        self.write_line(value)
-            .map_err(|error| format!("writing to {}: {error}", self.directory.display()))?;
-        Ok(None)
+        // A full disk or a flaky mount may pass: try a few times before dead-lettering the
+        // record (from where `orderflow dlq replay` sends it back once the cause is fixed).
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            match self.write_line(value) {
+                Ok(()) => return Ok(None),
+                Err(error) if attempt < 3 => {
+                    tracing::warn!(directory = %self.directory.display(), error = %error, attempt, "export write failed; retrying");
+                    *self.current.lock().expect("export lock poisoned") = None;
+                    std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+                }
+                Err(error) => {
+                    return Err(format!("writing to {}: {error}", self.directory.display()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_closed_before_the_next_record() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("events-000001.jsonl");
+        std::fs::write(&path, b"{\"complete\":1}\n{\"torn\":").unwrap();
+        let export = JsonLinesExport::new(directory.path().to_path_buf(), "events", 1 << 20);
+        let record = LogRecord::new(None, Some(b"{\"next\":2}".to_vec()), 0);
+        assert_eq!(export.execute(&record), Ok(None));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"complete\":1}\n{\"torn\":\n{\"next\":2}\n");
+    }
+
+    #[test]
+    fn files_rotate_at_the_size_limit() {
+        let directory = tempfile::tempdir().unwrap();
+        let export = JsonLinesExport::new(directory.path().to_path_buf(), "events", 20);
+        for index in 0..5 {
+            let record = LogRecord::new(None, Some(format!("{{\"n\":{index}}}").into_bytes()), 0);
+            export.execute(&record).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert!(names.len() >= 2, "{names:?}");
+        let lines: usize = names
+            .iter()
+            .map(|name| {
+                std::fs::read_to_string(directory.path().join(name))
+                    .unwrap()
+                    .lines()
+                    .count()
+            })
+            .sum();
+        assert_eq!(lines, 5);
     }
 }

@@ -317,19 +317,36 @@ impl Processor for InventoryProcessor {
             }
             InventoryCommand::Commit(commit) => {
                 let key = reservation_key(&commit.order_id, commit.line_index);
-                let mut reservations =
+                let reservations =
                     context.key_value_store::<String, Reservation>(RESERVATION_STORE)?;
                 let Some(mut reservation) = reservations.get(&key)? else {
                     return Ok(());
                 };
-                if reservation.state != ReservationState::Reserved {
-                    return Ok(());
+                let mut level = Self::load(context, &reservation.sku)?.unwrap_or_default();
+                match reservation.state {
+                    ReservationState::Reserved => {
+                        level.reserved -= reservation.quantity;
+                    }
+                    // The saga commits only lines it believes reserved, so a released one
+                    // expired first (a TTL shorter than the order's deadlines, or clock skew):
+                    // take the units now if they are still there.
+                    ReservationState::Released if level.available() >= reservation.quantity => {}
+                    ReservationState::Released => {
+                        tracing::error!(
+                            order = %reservation.order_id,
+                            line = reservation.line_index,
+                            sku = %reservation.sku,
+                            "a confirmed order's reservation expired and its stock is gone: oversold, reconcile by hand"
+                        );
+                        return Ok(());
+                    }
+                    ReservationState::Committed | ReservationState::Rejected => return Ok(()),
                 }
                 reservation.state = ReservationState::Committed;
-                reservations.put(&key, &reservation)?;
+                context
+                    .key_value_store::<String, Reservation>(RESERVATION_STORE)?
+                    .put(&key, &reservation)?;
                 context.cancel_timer(TimerKind::WallClock, key.as_bytes())?;
-                let mut level = Self::load(context, &reservation.sku)?.unwrap_or_default();
-                level.reserved -= reservation.quantity;
                 level.on_hand -= reservation.quantity;
                 level.committed += reservation.quantity;
                 Self::save_level(context, &origin, &reservation.sku, level, timestamp)?;

@@ -3,7 +3,7 @@
 //! message queryable per user.
 //!
 //! A replayed or duplicated event sends nothing twice: every (event, channel) pair sent is
-//! remembered, and the notification id is derived from it.
+//! remembered in the `notifications-sent` store, committed with the messages it produced.
 
 use orderflow_runtime::{ProcessError, Processor, ProcessorContext, Record};
 use orderflow_schemas::envelope::{Envelope, Message};

@@ -52,6 +52,21 @@ pub struct SagaConfig {
     pub payment_deadline_ms: i64,
 }
 
+impl SagaConfig {
+    /// Refuses settings under which a reservation could expire before its order's deadlines
+    /// pass (the order could then be confirmed on stock that was given back).
+    pub fn validate(&self) -> Result<(), String> {
+        let deadlines = self.reservation_deadline_ms + self.payment_deadline_ms;
+        if self.reservation_ttl_ms <= deadlines {
+            return Err(format!(
+                "reservation-ttl-ms ({}) must exceed reservation-deadline-ms + payment-deadline-ms ({deadlines})",
+                self.reservation_ttl_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SagaConfig {
     fn default() -> Self {
         Self {

@@ -49,6 +49,10 @@ pub struct PaymentConfig {
     pub backoff_initial_ms: i64,
     /// Longest delay between retries.
     pub backoff_max_ms: i64,
+    /// An ambiguous outcome (timeout, transient error) may hide a charge that happened, so the
+    /// call is repeated with the same idempotency key beyond `max-attempts`, until the provider
+    /// gives a definite answer or this many calls were made; then an operator must reconcile.
+    pub reconcile_attempts: u32,
 }
 
 impl Default for PaymentConfig {
@@ -57,6 +61,7 @@ impl Default for PaymentConfig {
             max_attempts: 4,
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
+            reconcile_attempts: 50,
         }
     }
 }
@@ -387,6 +392,8 @@ pub enum RefundStatus {
     None,
     Pending,
     Refunded,
+    /// The provider refused the refund for good: an operator must act (logged as an error).
+    Failed,
 }
 
 /// One order's payment, in the `payments` store.
@@ -397,6 +404,10 @@ pub struct PaymentRecord {
     pub provider_reference: Option<String>,
     pub refund: Option<ProviderRequest>,
     pub refund_status: RefundStatus,
+    /// PaymentFailed was already emitted (after `max-attempts` ambiguous outcomes) while the
+    /// charge is still being confirmed with the provider.
+    #[serde(default)]
+    pub failure_reported: bool,
 }
 
 /// The payment processor's inputs.
@@ -517,6 +528,7 @@ impl PaymentProcessor {
                         provider_reference: None,
                         refund: None,
                         refund_status: RefundStatus::None,
+                        failure_reported: false,
                     },
                 )?;
                 emit_event(
@@ -603,44 +615,63 @@ impl PaymentProcessor {
                             timestamp,
                         )
                     }
-                    outcome
-                        if outcome.is_retriable()
-                            && record.charge.attempt < self.config.max_attempts =>
-                    {
-                        let due = context.now_ms()
-                            + self.config.retry_delay_ms(&order_id, record.charge.attempt);
-                        context.schedule(
-                            TimerKind::WallClock,
-                            &retry_timer_key(&order_id, ProviderOperation::Charge),
-                            due,
-                            Vec::new(),
-                        )
+                    outcome if outcome.is_retriable() => {
+                        let attempt = record.charge.attempt;
+                        // After max-attempts the saga is told the payment failed, so the order
+                        // ends; the call is still repeated with the same key, because the
+                        // provider may have charged: a late success is then refunded by the saga.
+                        if attempt >= self.config.max_attempts && !record.failure_reported {
+                            record.failure_reported = true;
+                            emit_event(
+                                context,
+                                &origin,
+                                PaymentEvent::PaymentFailed(PaymentFailed {
+                                    order_id,
+                                    payment_id: record.charge.payment_id,
+                                    reason: format!(
+                                        "no definite answer after {attempt} attempts ({}); still confirming with the provider",
+                                        describe(&outcome)
+                                    ),
+                                    decline_code: None,
+                                    retriable: true,
+                                    attempt,
+                                }),
+                                timestamp,
+                            )?;
+                        }
+                        if attempt >= self.config.reconcile_attempts {
+                            record.status = PaymentStatus::Failed;
+                            tracing::error!(
+                                order = %order_id,
+                                idempotency_key = %record.charge.idempotency_key,
+                                attempts = attempt,
+                                "the provider never answered definitely; reconcile this charge by hand"
+                            );
+                        } else {
+                            let due =
+                                context.now_ms() + self.config.retry_delay_ms(&order_id, attempt);
+                            context.schedule(
+                                TimerKind::WallClock,
+                                &retry_timer_key(&order_id, ProviderOperation::Charge),
+                                due,
+                                Vec::new(),
+                            )?;
+                        }
+                        Self::save(context, &record)
                     }
                     outcome => {
                         record.status = PaymentStatus::Failed;
                         Self::save(context, &record)?;
-                        let retriable = outcome.is_retriable();
+                        if record.failure_reported {
+                            return Ok(());
+                        }
                         let (reason, decline_code) = match outcome {
                             ProviderOutcome::Declined { code, message } => (message, Some(code)),
                             ProviderOutcome::InsufficientFunds => (
                                 "insufficient funds".to_string(),
                                 Some("insufficient_funds".to_string()),
                             ),
-                            ProviderOutcome::Transient { message } => (
-                                format!(
-                                    "gave up after {} attempts: {message}",
-                                    record.charge.attempt
-                                ),
-                                None,
-                            ),
-                            ProviderOutcome::Timeout => (
-                                format!(
-                                    "gave up after {} attempts: provider timeout",
-                                    record.charge.attempt
-                                ),
-                                None,
-                            ),
-                            ProviderOutcome::Approved { .. } => unreachable!("handled above"),
+                            _ => unreachable!("approved and ambiguous outcomes are handled above"),
                         };
                         emit_event(
                             context,
@@ -650,7 +681,7 @@ impl PaymentProcessor {
                                 payment_id: record.charge.payment_id,
                                 reason,
                                 decline_code,
-                                retriable,
+                                retriable: false,
                                 attempt: record.charge.attempt,
                             }),
                             timestamp,
@@ -684,8 +715,12 @@ impl PaymentProcessor {
                             timestamp,
                         )
                     }
-                    // A refund owed is retried until it goes through, at the capped backoff.
-                    _ => {
+                    // A refund owed is retried while the answer is ambiguous, at the capped
+                    // backoff; a definite refusal needs an operator.
+                    outcome
+                        if outcome.is_retriable()
+                            && refund.attempt < self.config.reconcile_attempts =>
+                    {
                         let due = context.now_ms()
                             + self.config.retry_delay_ms(&order_id, refund.attempt);
                         context.schedule(
@@ -694,6 +729,17 @@ impl PaymentProcessor {
                             due,
                             Vec::new(),
                         )
+                    }
+                    outcome => {
+                        record.refund_status = RefundStatus::Failed;
+                        Self::save(context, &record)?;
+                        tracing::error!(
+                            order = %order_id,
+                            idempotency_key = %refund.idempotency_key,
+                            outcome = %describe(&outcome),
+                            "a refund was refused; an operator must refund this order by hand"
+                        );
+                        Ok(())
                     }
                 }
             }
@@ -752,6 +798,16 @@ impl Processor for PaymentProcessor {
         };
         Self::save(context, &record)?;
         request_call(context, &request, timer.due_ms)
+    }
+}
+
+fn describe(outcome: &ProviderOutcome) -> String {
+    match outcome {
+        ProviderOutcome::Approved { reference } => format!("approved ({reference})"),
+        ProviderOutcome::Declined { code, message } => format!("declined, {code}: {message}"),
+        ProviderOutcome::InsufficientFunds => "insufficient funds".to_string(),
+        ProviderOutcome::Transient { message } => format!("transient error: {message}"),
+        ProviderOutcome::Timeout => "timeout".to_string(),
     }
 }
 

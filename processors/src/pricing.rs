@@ -48,13 +48,20 @@ impl Default for PricingRules {
 }
 
 impl PricingRules {
-    /// The tax rate of a shipping address.
+    /// The tax rate of a shipping address. Regions match case-insensitively, ignoring
+    /// surrounding spaces and an ISO 3166-2 country prefix (`ca`, ` CA `, `US-CA` all match
+    /// `US-CA`).
     pub fn tax_rate(&self, address: &ShippingAddress) -> u32 {
         let country = address.country.to_string();
-        if let Some(region) = &address.region
-            && let Some(rate) = self.tax_basis_points.get(&format!("{country}-{region}"))
-        {
-            return *rate;
+        if let Some(region) = &address.region {
+            let region = region.trim().to_ascii_uppercase();
+            let region = region
+                .strip_prefix(&format!("{country}-"))
+                .unwrap_or(&region)
+                .to_string();
+            if let Some(rate) = self.tax_basis_points.get(&format!("{country}-{region}")) {
+                return *rate;
+            }
         }
         self.tax_basis_points
             .get(&country)
@@ -261,6 +268,20 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn regions_match_whatever_their_spelling() {
+        let rules = PricingRules::default();
+        for region in ["CA", "ca", " Ca ", "US-CA", "us-ca"] {
+            assert_eq!(
+                rules.tax_rate(&address("US", Some(region))),
+                725,
+                "{region}"
+            );
+        }
+        assert_eq!(rules.tax_rate(&address("US", Some("Nowhere"))), 0);
+        assert_eq!(rules.tax_rate(&address("DE", None)), 1_900);
     }
 
     #[test]

@@ -320,6 +320,10 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
         provider: Arc::new(provider),
         ..FulfillmentOptions::default()
     };
+    options
+        .saga
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("invalid saga configuration: {reason}"))?;
     let topology = Arc::new(fulfillment::topology(&options)?);
     orderflow_runtime::app::create_topics(&topology, log.as_ref())?;
     seed_catalog(log.as_ref(), &args, 1_000_000)?;

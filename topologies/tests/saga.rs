@@ -330,3 +330,31 @@ fn an_expired_reservation_is_released_by_its_timer() {
         shop.provider.refunds_of(&order).len()
     );
 }
+
+#[test]
+fn an_ambiguous_give_up_fails_the_order_and_a_late_charge_is_refunded() {
+    // Two calls without a definite answer end the order; the third call (same key) approves.
+    let payment = PaymentConfig {
+        max_attempts: 2,
+        ..PaymentConfig::default()
+    };
+    let mut shop = Shop::with_configs(SagaConfig::default(), payment, 6);
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
+    shop.run();
+    shop.advance(300);
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
+    shop.advance(1_000);
+    assert_eq!(
+        shop.provider.charges_of(&order).len(),
+        1,
+        "the provider charged on the third call"
+    );
+    assert_eq!(
+        shop.provider.refunds_of(&order).len(),
+        1,
+        "and the saga paid it back"
+    );
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+}

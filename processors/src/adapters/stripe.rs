@@ -88,9 +88,11 @@ pub fn outcome_of_status(payment_intent_id: &str, status: &str) -> ProviderOutco
     }
 }
 
-/// How an HTTP error status and body map onto an outcome.
+/// How an HTTP error status and body map onto an outcome. 409 (`idempotency_key_in_use`: the
+/// first call with this key is still running), 401 and 403 (our configuration, fixable by an
+/// operator), 429 and 5xx may change on retry; other 4xx are definite.
 pub fn outcome_of_error(status: u16, body: &str) -> ProviderOutcome {
-    if status == 429 || status >= 500 {
+    if matches!(status, 401 | 403 | 409 | 429) || status >= 500 {
         return ProviderOutcome::Transient {
             message: format!("stripe answered {status}"),
         };
@@ -138,9 +140,17 @@ impl StripeProvider {
         match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
+                let should_retry = response
+                    .headers()
+                    .get("Stripe-Should-Retry")
+                    .is_some_and(|value| value.as_bytes() == b"true");
                 let body = response.body_mut().read_to_string().unwrap_or_default();
                 if (200..300).contains(&status) {
                     Answer::Ok(body)
+                } else if should_retry {
+                    Answer::Failed(ProviderOutcome::Transient {
+                        message: format!("stripe answered {status} and asked for a retry"),
+                    })
                 } else {
                     Answer::Failed(outcome_of_error(status, &body))
                 }

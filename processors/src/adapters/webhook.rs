@@ -76,7 +76,13 @@ impl Notifier for WebhookNotifier {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
-        let notification_id = message.event_id.to_string();
+        let notification_id = match &message.payload {
+            NotificationEvent::SendEmail(send) => send.notification_id.to_string(),
+            NotificationEvent::SendSms(send) => send.notification_id.to_string(),
+            NotificationEvent::SendPush(send) => send.notification_id.to_string(),
+            NotificationEvent::NotificationSent(sent) => sent.notification_id.to_string(),
+            NotificationEvent::NotificationFailed(failed) => failed.notification_id.to_string(),
+        };
         let response = self
             .agent
             .post(&self.url)
