@@ -347,6 +347,7 @@ impl StreamThread {
             slots.push(slot);
         }
         let idle_wait = Duration::from_millis(self.config.commit_interval_ms.clamp(1, 50));
+        let commit_when_caught_up = self.config.commit_when_caught_up;
         while !self.stop.load(Ordering::SeqCst) {
             let generation = self.log.generation();
             let mut handled = 0;
@@ -364,7 +365,9 @@ impl StreamThread {
                     let count = task.poll(log, now_ms)?;
                     // Commit on the interval or record limit, and also as soon as the task has
                     // caught up with its inputs: batching under load, low latency when not.
-                    if task.should_commit(now_ms) || (task.is_dirty() && task.is_caught_up()) {
+                    if task.should_commit(now_ms)
+                        || (commit_when_caught_up && task.is_dirty() && task.is_caught_up())
+                    {
                         task.commit(log)?;
                     }
                     Ok::<usize, RuntimeError>(count)

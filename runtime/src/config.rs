@@ -17,6 +17,9 @@ pub struct RuntimeConfig {
     pub commit_interval_ms: u64,
     /// A task also commits after processing this many records.
     pub commit_max_records: usize,
+    /// A task also commits as soon as it has read its inputs to their ends: low latency when
+    /// load is light, at the cost of more (smaller) commits. Off: only interval and size.
+    pub commit_when_caught_up: bool,
     /// Whether a commit waits for fsync.
     pub durability: Durability,
     /// Records fetched from one input partition per poll.
@@ -36,6 +39,7 @@ impl Default for RuntimeConfig {
             stream_threads: 0,
             commit_interval_ms: 100,
             commit_max_records: 10_000,
+            commit_when_caught_up: true,
             durability: Durability::Fsync,
             poll_batch_records: 1_000,
             restart_backoff_initial_ms: 100,
