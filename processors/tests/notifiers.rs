@@ -154,8 +154,11 @@ fn e_mails_are_delivered_over_smtp_and_failures_recorded() {
     assert!(failed.retriable);
 }
 
+/// (signature header, body) of each request the receiver got.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// An HTTP receiver answering with the given statuses in turn, recording each request.
-fn start_receiver(statuses: Vec<u16>) -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+fn start_receiver(statuses: Vec<u16>) -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
