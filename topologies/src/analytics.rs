@@ -9,7 +9,6 @@ use orderflow_processors::analytics::{
     AnalyticsConfig, AnalyticsInput, CONFIRMED_ORDERS_STORE, CategorizedLine, FACTS_TOPIC, Fact,
     FactExtractor, ORDER_LINES_STORE, WINDOW_SHAPES, WindowAggregator, WindowTotal,
 };
-use orderflow_processors::catalog::{PRODUCTS_TABLE, project_product};
 use orderflow_processors::export::JsonLinesExport;
 use orderflow_processors::wire::{EnvelopeSource, envelope_serde};
 use orderflow_runtime::{RecordSerde, Topology, TopologyBuilder, TopologyError};
@@ -46,14 +45,7 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
         builder.add_topic(catalog_topic(topic));
     }
     builder.add_topic(TopicSpec::new(FACTS_TOPIC, LOW_VOLUME_PARTITIONS));
-    builder.add_global_table(
-        PRODUCTS_TABLE,
-        CATALOG_EVENTS,
-        EnvelopeSource::new(|envelope| envelope),
-        StringCodec,
-        JsonCodec,
-        project_product,
-    );
+    crate::add_products_table(&mut builder);
     let facts: RecordSerde<String, Fact> = RecordSerde::new(StringCodec, JsonCodec);
     builder
         .add_source(

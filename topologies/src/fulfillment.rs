@@ -14,9 +14,7 @@
 
 use std::sync::Arc;
 
-use orderflow_processors::catalog::{
-    COUPONS_TABLE, PRODUCTS_TABLE, project_coupon, project_product,
-};
+use orderflow_processors::catalog::{COUPONS_TABLE, project_coupon};
 use orderflow_processors::inventory::{
     InventoryProcessor, RESERVATION_STORE, Reservation, STOCK_STORE, StockLevel,
 };
@@ -96,23 +94,15 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
             HIGH_VOLUME_PARTITIONS,
         ));
 
-    builder
-        .add_global_table(
-            PRODUCTS_TABLE,
-            CATALOG_EVENTS,
-            EnvelopeSource::new(|envelope| envelope),
-            StringCodec,
-            JsonCodec,
-            project_product,
-        )
-        .add_global_table(
-            COUPONS_TABLE,
-            CATALOG_EVENTS,
-            EnvelopeSource::new(|envelope| envelope),
-            StringCodec,
-            JsonCodec,
-            project_coupon,
-        );
+    crate::add_products_table(&mut builder);
+    builder.add_global_table(
+        COUPONS_TABLE,
+        CATALOG_EVENTS,
+        EnvelopeSource::new(|envelope| envelope),
+        StringCodec,
+        JsonCodec,
+        project_coupon,
+    );
 
     // The order saga.
     let saga = options.saga.clone();

@@ -9,6 +9,19 @@ pub mod notifications;
 
 use orderflow_schemas::topic::TopicSpec;
 
+/// Adds the `products` global table (sku -> product, from catalog-events).
+pub fn add_products_table(builder: &mut orderflow_runtime::TopologyBuilder) {
+    use orderflow_processors::catalog::{PRODUCTS_TABLE, project_product};
+    builder.add_global_table(
+        PRODUCTS_TABLE,
+        orderflow_schemas::catalog::CATALOG_EVENTS,
+        orderflow_processors::wire::EnvelopeSource::new(|envelope| envelope),
+        orderflow_state_stores::StringCodec,
+        orderflow_state_stores::JsonCodec,
+        project_product,
+    );
+}
+
 /// The spec of a public topic, from the schemas' topic catalog.
 pub fn catalog_topic(name: &str) -> TopicSpec {
     orderflow_schemas::catalog::catalog_entry(name)

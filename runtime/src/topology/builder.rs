@@ -305,18 +305,7 @@ impl TopologyBuilder {
         result_topic: &str,
         handler: Arc<dyn EffectHandler>,
     ) -> &mut Self {
-        if self.effects.iter().any(|effect| effect.name == name) {
-            self.errors
-                .push(TopologyError::DuplicateNode(name.to_string()));
-            return self;
-        }
-        self.effects.push(EffectDefinition {
-            name: name.to_string(),
-            request_topic: request_topic.to_string(),
-            result_topic: Some(result_topic.to_string()),
-            handler,
-        });
-        self
+        self.push_effect(name, request_topic, Some(result_topic), handler)
     }
 
     /// An export: every record of `topic` is handed to `handler` on the side-task thread (to
@@ -327,6 +316,16 @@ impl TopologyBuilder {
         topic: &str,
         handler: Arc<dyn EffectHandler>,
     ) -> &mut Self {
+        self.push_effect(name, topic, None, handler)
+    }
+
+    fn push_effect(
+        &mut self,
+        name: &str,
+        request_topic: &str,
+        result_topic: Option<&str>,
+        handler: Arc<dyn EffectHandler>,
+    ) -> &mut Self {
         if self.effects.iter().any(|effect| effect.name == name) {
             self.errors
                 .push(TopologyError::DuplicateNode(name.to_string()));
@@ -334,8 +333,8 @@ impl TopologyBuilder {
         }
         self.effects.push(EffectDefinition {
             name: name.to_string(),
-            request_topic: topic.to_string(),
-            result_topic: None,
+            request_topic: request_topic.to_string(),
+            result_topic: result_topic.map(str::to_string),
             handler,
         });
         self
