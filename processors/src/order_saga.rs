@@ -423,12 +423,19 @@ impl OrderSaga {
         }))
     }
 
-    fn cancel_deadlines(context: &mut Context<'_>, order_id: &OrderId) -> Result<(), ProcessError> {
-        context.cancel_timer(
-            TimerKind::WallClock,
-            &timer_key(order_id, RESERVATION_DEADLINE),
-        )?;
-        context.cancel_timer(TimerKind::WallClock, &timer_key(order_id, PAYMENT_DEADLINE))
+    /// Cancels the deadline armed for `status` (each cancel reads the timer index, so only
+    /// the one that can exist is looked up).
+    fn cancel_deadlines(
+        context: &mut Context<'_>,
+        order_id: &OrderId,
+        status: OrderStatus,
+    ) -> Result<(), ProcessError> {
+        let deadline = match status {
+            OrderStatus::Reserving => RESERVATION_DEADLINE,
+            OrderStatus::AwaitingPayment => PAYMENT_DEADLINE,
+            _ => return Ok(()),
+        };
+        context.cancel_timer(TimerKind::WallClock, &timer_key(order_id, deadline))
     }
 
     /// Once every line has an outcome: charge, or release and reject.
@@ -440,7 +447,7 @@ impl OrderSaga {
         if state.line_states.contains(&LineState::Pending) {
             return Ok(());
         }
-        Self::cancel_deadlines(emitter.context, &state.order_id)?;
+        Self::cancel_deadlines(emitter.context, &state.order_id, state.status)?;
         if state.line_states.contains(&LineState::Rejected) {
             Self::release_held_lines(emitter, state, ReleaseReason::OrderRejected)?;
             state.status = OrderStatus::Rejected;
@@ -547,7 +554,7 @@ impl OrderSaga {
                     state.status,
                     OrderStatus::Reserving | OrderStatus::AwaitingPayment
                 ) {
-                    Self::cancel_deadlines(emitter.context, &order_id)?;
+                    Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
                     Self::release_held_lines(
                         emitter,
                         &mut state,
@@ -589,7 +596,7 @@ impl OrderSaga {
                 }
                 state.charged = true;
                 if state.status == OrderStatus::AwaitingPayment {
-                    Self::cancel_deadlines(emitter.context, &order_id)?;
+                    Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
                     state.status = OrderStatus::Confirmed;
                     for (index, line_state) in state.line_states.iter_mut().enumerate() {
                         *line_state = LineState::Committed;
@@ -614,7 +621,7 @@ impl OrderSaga {
                 if state.status != OrderStatus::AwaitingPayment {
                     return Ok(());
                 }
-                Self::cancel_deadlines(emitter.context, &order_id)?;
+                Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
                 Self::release_held_lines(emitter, &mut state, ReleaseReason::PaymentFailed)?;
                 state.status = OrderStatus::PaymentFailed;
                 emitter.order_event(OrderEvent::OrderPaymentFailed(OrderPaymentFailed {
@@ -681,7 +688,7 @@ impl OrderSaga {
                         "an order can be cancelled only until it ships",
                     );
                 }
-                Self::cancel_deadlines(emitter.context, &order_id)?;
+                Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
                 Self::release_held_lines(emitter, &mut state, ReleaseReason::OrderCancelled)?;
                 Self::refund_if_charged(emitter, &mut state, "cancelled by the customer")?;
                 state.status = OrderStatus::Cancelled;
