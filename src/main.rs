@@ -32,9 +32,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the platform embedded in this process. Until the API lands, it runs the demo
-    /// counting topology on the embedded runtime and reports what it did.
-    Serve(commands::demo::ServeArgs),
+    /// Runs the platform embedded in this process: every topology on one embedded log. Until
+    /// the API lands, it places demo orders through them and reports what happened.
+    Serve(commands::platform::ServeArgs),
+    /// The counting demo: exactly-once counting with a dead-letter example.
+    Demo(commands::demo::DemoArgs),
     /// Lists, describes and tails topics (like kcat and kafka-topics).
     #[command(subcommand)]
     Topics(commands::topics::TopicsCommand),
@@ -73,7 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     init_tracing(&config.log.level);
     match cli.command {
-        Command::Serve(args) => commands::demo::serve(&config, &args),
+        Command::Serve(args) => commands::platform::serve(&config, &args),
+        Command::Demo(args) => commands::demo::run(&config, &args),
         Command::Topics(command) => commands::topics::run(&config, command),
         Command::Dlq(command) => commands::dlq::run(&config, command),
         Command::Topology(command) => commands::topology::run(command),

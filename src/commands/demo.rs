@@ -1,6 +1,5 @@
-//! `orderflow serve`: until the ingress API lands, runs the demo counting topology on the
-//! embedded runtime, with a few malformed records to show the dead-letter path, and reports
-//! what it did.
+//! `orderflow demo`: the counting topology on the embedded runtime, with a few malformed
+//! records to show the dead-letter path, and a report of what it did.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +16,7 @@ use super::{open_embedded_log, shutdown_on_signal, spawn_maintenance};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct DemoArgs {
     /// Demo input records to produce and count.
     #[arg(long, default_value_t = 200_000)]
     pub records: u64,
@@ -37,7 +36,7 @@ fn progress_bar(length: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
-pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+pub fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let log = open_embedded_log(config)?;
     let topology = Arc::new(counter::topology(counter::DEFAULT_PARTITIONS)?);
     println!(

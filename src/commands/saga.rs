@@ -88,7 +88,7 @@ fn envelope<T: Message>(payload: T, now: i64) -> Envelope<T> {
     )
 }
 
-fn record<T: Message>(
+pub fn record<T: Message>(
     topic: &str,
     partitions: u32,
     payload: T,
@@ -102,7 +102,7 @@ fn record<T: Message>(
     (topic.to_string(), partition, record)
 }
 
-fn sku_name(index: u64) -> Sku {
+pub fn sku_name(index: u64) -> Sku {
     Sku::parse(&format!("SKU-{index:06}")).expect("generated skus are valid")
 }
 
@@ -183,7 +183,7 @@ pub fn generate_order(sequence: u64, args: &SagaWorkloadArgs, now: i64) -> Place
     let user = sequence % args.users.max(1);
     PlaceOrder {
         order_id: OrderId::generate(now),
-        user_id: UserId::from_uuid(uuid_v7(user)).expect("a v7 uuid"),
+        user_id: customer_id(user),
         lines: skus
             .into_iter()
             .map(|sku| OrderLine {
@@ -211,6 +211,11 @@ pub fn generate_order(sequence: u64, args: &SagaWorkloadArgs, now: i64) -> Place
         }
         .to_string(),
     }
+}
+
+/// The id of generated customer `index`.
+pub fn customer_id(index: u64) -> UserId {
+    UserId::from_uuid(uuid_v7(index)).expect("a v7 uuid")
 }
 
 /// A stable UUIDv7 for customer `index` (timestamp 1, the index in the random bits).
