@@ -39,12 +39,8 @@ pub struct CounterRunArgs {
 }
 
 /// Records already in the input topic: the next sequence number to produce.
-pub fn produced_so_far(log: &dyn LogBackend, partitions: u32) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for partition in 0..partitions {
-        total += log.offsets(counter::INPUT_TOPIC, partition)?.end;
-    }
-    Ok(total)
+pub fn produced_so_far(log: &dyn LogBackend) -> anyhow::Result<u64> {
+    Ok(super::topic_counts(log, counter::INPUT_TOPIC)?.appended)
 }
 
 /// Produces sequences `[from, to)` in atomic batches, at `rate` records/s if non-zero.
@@ -93,7 +89,7 @@ pub fn run(config: &Config, command: CounterCommand) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         metrics.clone(),
     )?;
-    let start_sequence = produced_so_far(log.as_ref(), args.partitions)?;
+    let start_sequence = produced_so_far(log.as_ref())?;
     let stop = shutdown_on_signal()?;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let producer = scope.spawn(|| {

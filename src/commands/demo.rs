@@ -75,7 +75,7 @@ pub fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         ),
     ])?;
 
-    let already = produced_so_far(log.as_ref(), counter::DEFAULT_PARTITIONS)?;
+    let already = produced_so_far(log.as_ref())?;
     let produce_args = CounterRunArgs {
         records: already + args.records,
         keys: args.keys,
@@ -158,11 +158,7 @@ pub fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     }
     println!("topics:");
     for spec in log.topics() {
-        let mut records = 0;
-        for partition in 0..spec.partitions {
-            let offsets = log.offsets(&spec.name, partition)?;
-            records += offsets.end - offsets.log_start;
-        }
+        let records = super::topic_counts(log.as_ref(), &spec.name)?.retained;
         println!(
             "  {:<24} {} partitions, {records} records",
             spec.name, spec.partitions

@@ -37,6 +37,31 @@ pub fn shutdown_on_signal() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>
     Ok(flag)
 }
 
+/// How many records a topic ever got, and how many it still holds (retention and compaction
+/// remove some).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TopicCounts {
+    pub appended: u64,
+    pub retained: u64,
+}
+
+/// Sums a topic's partitions; an unknown topic is an error naming it.
+pub fn topic_counts(
+    log: &dyn orderflow_runtime::LogBackend,
+    topic: &str,
+) -> anyhow::Result<TopicCounts> {
+    let spec = log
+        .topic(topic)
+        .with_context(|| format!("topic `{topic}` does not exist"))?;
+    let mut counts = TopicCounts::default();
+    for partition in 0..spec.partitions {
+        let offsets = log.offsets(topic, partition)?;
+        counts.appended += offsets.end;
+        counts.retained += offsets.end - offsets.log_start;
+    }
+    Ok(counts)
+}
+
 /// Renders bytes as UTF-8 when they are, else as hex.
 pub fn printable(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {

@@ -38,7 +38,7 @@ use super::saga::{
     SagaWorkloadArgs, SettlementTracker, customer_id, generate_order, orders_placed, record,
     sku_name,
 };
-use super::{open_embedded_log, shutdown_on_signal, spawn_maintenance};
+use super::{open_embedded_log, shutdown_on_signal, spawn_maintenance, topic_counts};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -142,15 +142,7 @@ impl Platform {
 
 /// Publishes the demo catalog (through the catalog topology), stock and customers, once.
 fn seed(log: &dyn LogBackend) -> anyhow::Result<()> {
-    if orders_placed(log)? > 0
-        || (0..log
-            .topic(CATALOG_COMMANDS)
-            .context("catalog-commands")?
-            .partitions)
-            .map(|partition| log.offsets(CATALOG_COMMANDS, partition).map(|o| o.end))
-            .sum::<Result<u64, _>>()?
-            > 0
-    {
+    if orders_placed(log)? > 0 || topic_counts(log, CATALOG_COMMANDS)?.appended > 0 {
         return Ok(());
     }
     let partitions = |topic: &str| log.topic(topic).map_or(1, |spec| spec.partitions);
@@ -250,11 +242,7 @@ fn outbox_size(log: &EmbeddedLog) -> anyhow::Result<u64> {
 }
 
 fn topic_records(log: &dyn LogBackend, topic: &str) -> u64 {
-    let partitions = log.topic(topic).map_or(0, |spec| spec.partitions);
-    (0..partitions)
-        .filter_map(|partition| log.offsets(topic, partition).ok())
-        .map(|offsets| offsets.end - offsets.log_start)
-        .sum()
+    topic_counts(log, topic).map_or(0, |counts| counts.retained)
 }
 
 pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {

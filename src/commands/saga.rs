@@ -32,7 +32,7 @@ use orderflow_schemas::money::Money;
 use orderflow_schemas::time::Timestamp;
 use orderflow_topologies::fulfillment::{self, FulfillmentOptions};
 
-use super::{open_embedded_log, shutdown_on_signal};
+use super::{open_embedded_log, shutdown_on_signal, topic_counts};
 use crate::config::Config;
 
 /// The application id the fulfillment topology runs under.
@@ -115,13 +115,7 @@ pub fn seed_catalog(
     let catalog = log
         .topic(CATALOG_EVENTS)
         .context("catalog-events does not exist")?;
-    let already = (0..catalog.partitions)
-        .map(|partition| {
-            log.offsets(CATALOG_EVENTS, partition)
-                .map(|offsets| offsets.end)
-        })
-        .sum::<Result<u64, _>>()?;
-    if already > 0 {
+    if topic_counts(log, CATALOG_EVENTS)?.appended > 0 {
         return Ok(());
     }
     let inventory_partitions = log
@@ -293,16 +287,7 @@ impl SettlementTracker {
 
 /// Orders already in order-commands.
 pub fn orders_placed(log: &dyn LogBackend) -> anyhow::Result<u64> {
-    let partitions = log
-        .topic(ORDER_COMMANDS)
-        .context("order-commands does not exist")?
-        .partitions;
-    Ok((0..partitions)
-        .map(|partition| {
-            log.offsets(ORDER_COMMANDS, partition)
-                .map(|offsets| offsets.end)
-        })
-        .sum::<Result<u64, _>>()?)
+    Ok(topic_counts(log, ORDER_COMMANDS)?.appended)
 }
 
 pub fn provider_journal(config: &Config) -> PathBuf {

@@ -42,11 +42,7 @@ pub fn run(config: &Config, command: TopicsCommand) -> anyhow::Result<()> {
                 "TOPIC", "PARTITIONS", "CLEANUP", "RECORDS"
             );
             for spec in log.topics() {
-                let mut records = 0;
-                for partition in 0..spec.partitions {
-                    let offsets = log.offsets(&spec.name, partition)?;
-                    records += offsets.end - offsets.log_start;
-                }
+                let records = super::topic_counts(log.as_ref(), &spec.name)?.retained;
                 let cleanup = match spec.cleanup {
                     orderflow_schemas::topic::CleanupPolicy::Delete => "delete",
                     orderflow_schemas::topic::CleanupPolicy::Compact => "compact",
