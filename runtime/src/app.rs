@@ -215,6 +215,10 @@ impl RunningApp {
         &self.metrics
     }
 
+    pub fn application_id(&self) -> &str {
+        &self.config.application_id
+    }
+
     /// Whether every stream thread, and the side-task thread, is still running.
     pub fn is_healthy(&self) -> bool {
         self.live_threads.load(Ordering::SeqCst) == self.threads.len()

@@ -61,7 +61,7 @@ impl LatencyHistogram {
         Some(u64::MAX)
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub fn render_into(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_MICROS) {
             cumulative += bucket.load(Ordering::Relaxed);
@@ -256,7 +256,7 @@ impl MetricsRegistry {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (task_id, task) in tasks.iter() {
-                field(task).render(
+                field(task).render_into(
                     &mut out,
                     name,
                     &format!("application=\"{application_id}\",task=\"{task_id}\""),

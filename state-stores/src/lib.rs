@@ -22,6 +22,7 @@ pub use engine::{Space, StorageEngine, WriteBatch};
 pub use error::StoreError;
 pub use key_value::{
     CommittedKeyValueStore, KeyValueStore, StoreCodecs, TransactionalKeyValueStore,
+    prefix_upper_bound,
 };
 pub use transaction::{SpaceIndex, StoreTransaction};
 pub use window::{TransactionalWindowStore, WindowRetention, WindowStore};

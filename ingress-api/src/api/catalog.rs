@@ -1,0 +1,493 @@
+//! `/api/v1/products` and `/api/v1/coupons`: administrators change the catalog through
+//! `catalog-commands`; everyone reads the catalog view (the catalog topology's product store).
+
+use std::sync::Arc;
+
+use orderflow_processors::catalog::PRODUCT_STORE;
+use orderflow_schemas::catalog::CATALOG_COMMANDS;
+use orderflow_schemas::codes::{CouponCode, Sku};
+use orderflow_schemas::envelope::Message as _;
+use orderflow_schemas::ids::{CorrelationId, CouponId};
+use orderflow_schemas::messages::catalog_commands::{
+    CatalogCommand, ChangePrice, CouponKind, Discontinue, UpsertCoupon, UpsertProduct,
+};
+use orderflow_schemas::messages::catalog_events::Product;
+use orderflow_schemas::time::Timestamp;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::{
+    Accepted, ApiTags, BearerAuth, MoneyDto, await_position, command_record, decode_cursor,
+    encode_cursor, page_size, produce,
+};
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A product as the catalog shows it.
+#[derive(Debug, Clone, Object)]
+pub struct ProductView {
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: MoneyDto,
+    /// Whether it can be ordered now.
+    pub active: bool,
+    /// Discontinued for good.
+    pub discontinued: bool,
+    /// Available stock at or below which the product counts as low on stock.
+    pub low_stock_threshold: u32,
+}
+
+impl From<&Product> for ProductView {
+    fn from(product: &Product) -> Self {
+        Self {
+            sku: product.sku.to_string(),
+            name: product.name.clone(),
+            description: product.description.clone(),
+            category: product.category.clone(),
+            price: MoneyDto::from(&product.price),
+            active: product.active,
+            discontinued: product.discontinued,
+            low_stock_threshold: product.low_stock_threshold,
+        }
+    }
+}
+
+/// A page of products.
+#[derive(Debug, Object)]
+pub struct ProductPage {
+    pub items: Vec<ProductView>,
+    /// Pass as `?cursor=` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A new product.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct NewProduct {
+    /// Letters, digits, `-`, `_` and `.`, up to 64 characters.
+    #[oai(validator(max_length = 64))]
+    pub sku: String,
+    #[oai(validator(max_length = 200))]
+    pub name: String,
+    #[oai(default, validator(max_length = 5000))]
+    pub description: String,
+    #[oai(validator(max_length = 200))]
+    pub category: String,
+    pub price: MoneyDto,
+    /// Whether it can be ordered at once; `true` when absent.
+    pub active: Option<bool>,
+    /// Low-stock threshold; 10 when absent.
+    pub low_stock_threshold: Option<u32>,
+}
+
+impl poem_openapi::types::Example for NewProduct {
+    fn example() -> Self {
+        Self {
+            sku: "MUG-BLUE".to_string(),
+            name: "Blue mug".to_string(),
+            description: "350 ml, dishwasher safe".to_string(),
+            category: "kitchen".to_string(),
+            price: MoneyDto {
+                amount_minor: 1299,
+                currency: "USD".to_string(),
+            },
+            active: Some(true),
+            low_stock_threshold: Some(10),
+        }
+    }
+}
+
+/// Every attribute of an existing product.
+#[derive(Debug, Object)]
+pub struct ProductUpdate {
+    #[oai(validator(max_length = 200))]
+    pub name: String,
+    #[oai(default, validator(max_length = 5000))]
+    pub description: String,
+    #[oai(validator(max_length = 200))]
+    pub category: String,
+    pub price: MoneyDto,
+    pub active: bool,
+    pub low_stock_threshold: u32,
+}
+
+/// A new unit price.
+#[derive(Debug, Object)]
+pub struct PriceChange {
+    pub price: MoneyDto,
+}
+
+/// How a coupon discounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CouponKindDto {
+    /// `basis_points` of the subtotal (100 = 1 %).
+    Percentage,
+    /// `amount` off.
+    Fixed,
+}
+
+/// A coupon to create or replace.
+#[derive(Debug, Object)]
+pub struct CouponInput {
+    /// What customers type: letters and digits.
+    #[oai(validator(max_length = 32))]
+    pub code: String,
+    pub kind: CouponKindDto,
+    /// For `percentage`: 1..=10000.
+    pub basis_points: Option<u32>,
+    /// For `fixed`: the amount off.
+    pub amount: Option<MoneyDto>,
+    /// Unix milliseconds, inclusive.
+    pub valid_from_ms: i64,
+    /// Unix milliseconds, exclusive.
+    pub valid_until_ms: i64,
+    /// Smallest subtotal the coupon applies to.
+    pub minimum_basket: Option<MoneyDto>,
+}
+
+/// A coupon accepted for the catalog.
+#[derive(Debug, Object)]
+pub struct CouponAccepted {
+    pub coupon_id: String,
+    pub position: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum AcceptedResponse {
+    /// Accepted: the catalog applies it asynchronously; read with `?position=` to see it.
+    #[oai(status = 202)]
+    Accepted(Json<Accepted>, #[oai(header = "Location")] String),
+}
+
+#[derive(Debug, ApiResponse)]
+enum CouponResponse {
+    /// Accepted: the catalog applies it asynchronously.
+    #[oai(status = 202)]
+    Accepted(Json<CouponAccepted>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum ProductResponse {
+    /// The product.
+    #[oai(status = 200)]
+    Ok(Json<ProductView>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum ProductPageResponse {
+    /// A page of orderable products, by SKU.
+    #[oai(status = 200)]
+    Ok(Json<ProductPage>),
+}
+
+pub fn parse_sku(sku: &str) -> ApiResult<Sku> {
+    Sku::parse(sku)
+        .map_err(|error| ApiError::unprocessable(Some("sku".to_string()), error.to_string()))
+}
+
+fn product_location(sku: &Sku) -> String {
+    format!("/api/v1/products/{sku}")
+}
+
+async fn current_product(state: &AppState, sku: &Sku) -> ApiResult<Option<Product>> {
+    state
+        .topologies
+        .catalog
+        .get::<String, Product>(PRODUCT_STORE, &sku.to_string())
+        .map_err(|error| ApiError::internal("reading the catalog view", error))
+}
+
+async fn submit(
+    state: &AppState,
+    command: CatalogCommand,
+    location: String,
+) -> ApiResult<AcceptedResponse> {
+    command.validate().map_err(ApiError::invalid)?;
+    let record = command_record(
+        state,
+        CATALOG_COMMANDS,
+        command,
+        CorrelationId::generate(state.now_ms()),
+    )?;
+    let position = produce(state, vec![record]).await?;
+    Ok(AcceptedResponse::Accepted(
+        Json(Accepted {
+            position: position.token(),
+        }),
+        location,
+    ))
+}
+
+/// The catalog operations.
+#[derive(Debug)]
+pub struct CatalogApi;
+
+#[OpenApi(tag = "ApiTags::Catalog")]
+impl CatalogApi {
+    /// List orderable products by SKU, optionally by category and unit price range.
+    #[oai(
+        path = "/api/v1/products",
+        method = "get",
+        operation_id = "listProducts"
+    )]
+    async fn list_products(
+        &self,
+        state: Data<&Arc<AppState>>,
+        /// Only this category.
+        category: Query<Option<String>>,
+        /// Smallest unit price, in minor units.
+        min_price: Query<Option<i64>>,
+        /// Largest unit price, in minor units.
+        max_price: Query<Option<i64>>,
+        /// Page size.
+        limit: Query<Option<u32>>,
+        /// From the previous page's `next_cursor`.
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<ProductPageResponse> {
+        let limit = page_size(&state, limit.0)? as usize;
+        let mut after = decode_cursor(cursor.0.as_deref())?;
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        // Filtering happens after reading, so read in chunks until the page is full.
+        'pages: loop {
+            let chunk = state
+                .topologies
+                .catalog
+                .scan_prefix::<String, Product>(
+                    PRODUCT_STORE,
+                    b"",
+                    after.as_deref(),
+                    false,
+                    limit * 4,
+                )
+                .map_err(|error| ApiError::internal("reading the catalog view", error))?;
+            let exhausted = chunk.len() < limit * 4;
+            for (key, _, product) in chunk {
+                after = Some(key.clone());
+                let wanted = product.is_orderable()
+                    && category
+                        .0
+                        .as_ref()
+                        .is_none_or(|category| &product.category == category)
+                    && min_price
+                        .0
+                        .is_none_or(|min| product.price.amount_minor >= min)
+                    && max_price
+                        .0
+                        .is_none_or(|max| product.price.amount_minor <= max);
+                if wanted {
+                    items.push(ProductView::from(&product));
+                    if items.len() == limit {
+                        next_cursor = Some(encode_cursor(&key));
+                        break 'pages;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(ProductPageResponse::Ok(Json(ProductPage {
+            items,
+            next_cursor,
+        })))
+    }
+
+    /// One product, discontinued ones included.
+    #[oai(
+        path = "/api/v1/products/:sku",
+        method = "get",
+        operation_id = "getProduct"
+    )]
+    async fn get_product(
+        &self,
+        state: Data<&Arc<AppState>>,
+        sku: Path<String>,
+        /// A position token from a write, to read that write.
+        position: Query<Option<String>>,
+    ) -> ApiResult<ProductResponse> {
+        let sku = parse_sku(&sku.0)?;
+        await_position(&state, &state.topologies.catalog, position.0.as_deref()).await?;
+        let product = current_product(&state, &sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        Ok(ProductResponse::Ok(Json(ProductView::from(&product))))
+    }
+
+    /// Create a product (admin).
+    #[oai(
+        path = "/api/v1/products",
+        method = "post",
+        operation_id = "createProduct"
+    )]
+    async fn create_product(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: Json<NewProduct>,
+    ) -> ApiResult<AcceptedResponse> {
+        auth.0.require_admin()?;
+        let body = body.0;
+        let sku = parse_sku(&body.sku)?;
+        if current_product(&state, &sku).await?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "product {sku} exists; update it with PUT {}",
+                product_location(&sku)
+            )));
+        }
+        let command = CatalogCommand::UpsertProduct(UpsertProduct {
+            sku: sku.clone(),
+            name: body.name,
+            description: body.description,
+            category: body.category,
+            price: body.price.to_money("price")?,
+            active: body.active.unwrap_or(true),
+            low_stock_threshold: body.low_stock_threshold.unwrap_or(10),
+        });
+        submit(&state, command, product_location(&sku)).await
+    }
+
+    /// Replace a product's attributes (admin).
+    #[oai(
+        path = "/api/v1/products/:sku",
+        method = "put",
+        operation_id = "updateProduct"
+    )]
+    async fn update_product(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        sku: Path<String>,
+        body: Json<ProductUpdate>,
+    ) -> ApiResult<AcceptedResponse> {
+        auth.0.require_admin()?;
+        let sku = parse_sku(&sku.0)?;
+        let existing = current_product(&state, &sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        if existing.discontinued {
+            return Err(ApiError::conflict(format!("product {sku} is discontinued")));
+        }
+        let body = body.0;
+        let command = CatalogCommand::UpsertProduct(UpsertProduct {
+            sku: sku.clone(),
+            name: body.name,
+            description: body.description,
+            category: body.category,
+            price: body.price.to_money("price")?,
+            active: body.active,
+            low_stock_threshold: body.low_stock_threshold,
+        });
+        submit(&state, command, product_location(&sku)).await
+    }
+
+    /// Change a product's unit price (admin).
+    #[oai(
+        path = "/api/v1/products/:sku/price",
+        method = "post",
+        operation_id = "repriceProduct"
+    )]
+    async fn reprice_product(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        sku: Path<String>,
+        body: Json<PriceChange>,
+    ) -> ApiResult<AcceptedResponse> {
+        auth.0.require_admin()?;
+        let sku = parse_sku(&sku.0)?;
+        current_product(&state, &sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        let command = CatalogCommand::ChangePrice(ChangePrice {
+            sku: sku.clone(),
+            price: body.0.price.to_money("price")?,
+        });
+        submit(&state, command, product_location(&sku)).await
+    }
+
+    /// Discontinue a product for good (admin).
+    #[oai(
+        path = "/api/v1/products/:sku/discontinue",
+        method = "post",
+        operation_id = "discontinueProduct"
+    )]
+    async fn discontinue_product(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        sku: Path<String>,
+    ) -> ApiResult<AcceptedResponse> {
+        auth.0.require_admin()?;
+        let sku = parse_sku(&sku.0)?;
+        current_product(&state, &sku)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        let command = CatalogCommand::Discontinue(Discontinue { sku: sku.clone() });
+        submit(&state, command, product_location(&sku)).await
+    }
+
+    /// Create or replace a coupon (admin).
+    #[oai(
+        path = "/api/v1/coupons",
+        method = "post",
+        operation_id = "upsertCoupon"
+    )]
+    async fn upsert_coupon(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: Json<CouponInput>,
+    ) -> ApiResult<CouponResponse> {
+        auth.0.require_admin()?;
+        let body = body.0;
+        let code = CouponCode::parse(&body.code).map_err(|error| {
+            ApiError::unprocessable(Some("code".to_string()), error.to_string())
+        })?;
+        let kind = match (body.kind, body.basis_points, &body.amount) {
+            (CouponKindDto::Percentage, Some(basis_points), None) => {
+                CouponKind::Percentage { basis_points }
+            }
+            (CouponKindDto::Fixed, None, Some(amount)) => CouponKind::Fixed {
+                amount: amount.to_money("amount")?,
+            },
+            (CouponKindDto::Percentage, _, _) => {
+                return Err(ApiError::unprocessable(
+                    Some("basis_points".to_string()),
+                    "a percentage coupon needs basis_points and no amount",
+                ));
+            }
+            (CouponKindDto::Fixed, _, _) => {
+                return Err(ApiError::unprocessable(
+                    Some("amount".to_string()),
+                    "a fixed coupon needs an amount and no basis_points",
+                ));
+            }
+        };
+        let coupon_id = CouponId::generate(state.now_ms());
+        let minimum_basket = body
+            .minimum_basket
+            .as_ref()
+            .map(|money| money.to_money("minimum_basket"))
+            .transpose()?;
+        let command = CatalogCommand::UpsertCoupon(UpsertCoupon {
+            coupon_id,
+            code,
+            kind,
+            valid_from: Timestamp::from_unix_millis(body.valid_from_ms),
+            valid_until: Timestamp::from_unix_millis(body.valid_until_ms),
+            minimum_basket,
+        });
+        let AcceptedResponse::Accepted(accepted, _) =
+            submit(&state, command, String::new()).await?;
+        Ok(CouponResponse::Accepted(Json(CouponAccepted {
+            coupon_id: coupon_id.to_string(),
+            position: accepted.0.position,
+        })))
+    }
+}

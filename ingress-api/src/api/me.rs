@@ -1,0 +1,207 @@
+//! `/api/v1/me`: the caller's profile.
+
+use std::sync::Arc;
+
+use orderflow_schemas::ids::UserId;
+use orderflow_schemas::messages::user_events::{NotificationChannels, UserCreated, UserRole};
+use orderflow_schemas::validation::Validate;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::auth::load_user;
+use super::{ApiTags, BearerAuth};
+use crate::db::users::UserRecord;
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RoleDto {
+    Customer,
+    Admin,
+}
+
+/// Channels the user agreed to be notified on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Object)]
+pub struct ChannelsDto {
+    pub email: bool,
+    /// Needs a phone number.
+    pub sms: bool,
+    pub push: bool,
+}
+
+impl From<NotificationChannels> for ChannelsDto {
+    fn from(channels: NotificationChannels) -> Self {
+        Self {
+            email: channels.email,
+            sms: channels.sms,
+            push: channels.push,
+        }
+    }
+}
+
+/// A user's profile.
+#[derive(Debug, Clone, Object)]
+pub struct UserProfile {
+    /// UUIDv7.
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// E.164, when given.
+    pub phone: Option<String>,
+    /// BCP 47 language tag.
+    pub locale: String,
+    pub role: RoleDto,
+    pub channels: ChannelsDto,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+impl From<&UserRecord> for UserProfile {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            phone: user.phone.clone(),
+            locale: user.locale.clone(),
+            role: match user.role {
+                UserRole::Customer => RoleDto::Customer,
+                UserRole::Admin => RoleDto::Admin,
+            },
+            channels: user.channels.into(),
+            created_at_ms: user.created_at_ms,
+            updated_at_ms: user.updated_at_ms,
+        }
+    }
+}
+
+/// Profile fields to change; absent fields stay as they are.
+#[derive(Debug, Object)]
+pub struct ProfilePatch {
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// E.164; an empty string removes the number (and SMS notifications).
+    #[oai(validator(max_length = 20))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 35))]
+    pub locale: Option<String>,
+    pub channels: Option<ChannelsDto>,
+}
+
+#[derive(Debug, ApiResponse)]
+enum ProfileResponse {
+    /// The profile.
+    #[oai(status = 200)]
+    Ok(Json<UserProfile>),
+}
+
+/// Checks profile fields with the same rules the `user-events` schema enforces.
+pub fn validate_profile_fields(
+    email: &str,
+    name: &str,
+    phone: Option<&str>,
+    locale: &str,
+) -> ApiResult<()> {
+    validate_profile(
+        email,
+        name,
+        phone,
+        locale,
+        NotificationChannels {
+            email: true,
+            sms: phone.is_some(),
+            push: false,
+        },
+    )
+}
+
+fn validate_profile(
+    email: &str,
+    name: &str,
+    phone: Option<&str>,
+    locale: &str,
+    channels: NotificationChannels,
+) -> ApiResult<()> {
+    UserCreated {
+        user_id: UserId::generate(0),
+        email: email.to_string(),
+        name: name.to_string(),
+        phone: phone.map(str::to_string),
+        locale: locale.to_string(),
+        channels,
+        role: UserRole::Customer,
+    }
+    .validate()
+    .map_err(ApiError::invalid)
+}
+
+/// The profile operations.
+#[derive(Debug)]
+pub struct MeApi;
+
+#[OpenApi(prefix_path = "/api/v1/me", tag = "ApiTags::Me")]
+impl MeApi {
+    /// The caller's profile.
+    #[oai(path = "/", method = "get", operation_id = "getMe")]
+    async fn get_me(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+    ) -> ApiResult<ProfileResponse> {
+        let user = load_user(&state, auth.0.user_id).await?;
+        Ok(ProfileResponse::Ok(Json(UserProfile::from(&user))))
+    }
+
+    /// Change the caller's profile, notification channels and preferences.
+    #[oai(path = "/", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: Json<ProfilePatch>,
+    ) -> ApiResult<ProfileResponse> {
+        let previous = load_user(&state, auth.0.user_id).await?;
+        let patch = body.0;
+        let mut updated = previous.clone();
+        if let Some(name) = patch.name {
+            updated.name = name.trim().to_string();
+        }
+        if let Some(phone) = patch.phone {
+            updated.phone = (!phone.is_empty()).then_some(phone);
+            if updated.phone.is_none() {
+                updated.channels.sms = false;
+            }
+        }
+        if let Some(locale) = patch.locale {
+            updated.locale = locale;
+        }
+        if let Some(channels) = patch.channels {
+            updated.channels = NotificationChannels {
+                email: channels.email,
+                sms: channels.sms,
+                push: channels.push,
+            };
+        }
+        validate_profile(
+            &updated.email,
+            &updated.name,
+            updated.phone.as_deref(),
+            &updated.locale,
+            updated.channels,
+        )?;
+        updated.updated_at_ms = state.now_ms();
+        state
+            .database
+            .update_profile(&previous, &updated)
+            .await
+            .map_err(|error| ApiError::unavailable("the user database", error))?;
+        state.outbox_signal.notify_one();
+        let stored = load_user(&state, auth.0.user_id).await?;
+        Ok(ProfileResponse::Ok(Json(UserProfile::from(&stored))))
+    }
+}

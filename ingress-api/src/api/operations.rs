@@ -1,0 +1,92 @@
+//! Health and metrics, for load balancers, orchestrators and Prometheus.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::metrics::merge_expositions;
+use crate::state::AppState;
+
+/// What readiness depends on.
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// Every topology runs (stores restored, global tables caught up, threads alive).
+    pub topologies: bool,
+    /// The user database answers.
+    pub database: bool,
+    /// The shared-state backend (in-process or Redis) answers.
+    pub shared_state: bool,
+    /// Records not yet processed by the topologies.
+    pub lag: u64,
+}
+
+#[derive(Debug, ApiResponse)]
+enum LiveResponse {
+    /// The process is up.
+    #[oai(status = 200)]
+    Ok(PlainText<String>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum ReadyResponse {
+    /// Ready to serve.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// Not ready (yet, or any more); the body says what is missing.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum MetricsResponse {
+    /// Prometheus text exposition format 0.0.4.
+    #[oai(status = 200, content_type = "text/plain; version=0.0.4")]
+    Ok(PlainText<String>),
+}
+
+/// The operations endpoints.
+#[derive(Debug)]
+pub struct OperationsApi;
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl OperationsApi {
+    /// Liveness: the process answers.
+    #[oai(path = "/health/live", method = "get", operation_id = "live")]
+    async fn live(&self) -> LiveResponse {
+        LiveResponse::Ok(PlainText("live".to_string()))
+    }
+
+    /// Readiness: stores restored, every topology running, dependencies answering.
+    #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
+        let readiness = Readiness {
+            topologies: state.topologies.is_healthy(),
+            database: state.database.ping().await,
+            shared_state: state.shared.ping().await,
+            lag: state.topologies.lag().unwrap_or(u64::MAX),
+        };
+        if readiness.topologies && readiness.database && readiness.shared_state {
+            ReadyResponse::Ready(Json(readiness))
+        } else {
+            ReadyResponse::NotReady(Json(readiness))
+        }
+    }
+
+    /// Metrics: HTTP latency by route and status, records processed, lag, dead letters, saga
+    /// outcomes and order latency.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self, state: Data<&Arc<AppState>>) -> MetricsResponse {
+        let mut texts = state.topologies.render_metrics();
+        let mut api = String::new();
+        state.metrics.render(&mut api);
+        let lag = state.topologies.lag().unwrap_or(0);
+        api.push_str(&format!(
+            "# HELP orderflow_consumer_lag_records Records not yet processed, over every topology.\n# TYPE orderflow_consumer_lag_records gauge\norderflow_consumer_lag_records {lag}\n"
+        ));
+        texts.push(api);
+        MetricsResponse::Ok(PlainText(merge_expositions(&texts)))
+    }
+}

@@ -1,0 +1,121 @@
+//! Idempotency records in SQL: the in-process default (see [`crate::shared`] for the protocol
+//! and the Redis variant).
+
+use sqlx::Row;
+
+use super::{Database, DbError, db_error};
+use crate::shared::{IdempotencyBegin, StoredResponse};
+
+impl Database {
+    pub async fn idempotency_begin(
+        &self,
+        scope: &str,
+        request_hash: &str,
+        resource_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<IdempotencyBegin, DbError> {
+        // Expired records are gone for good, as if never written.
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND expires_at_ms <= $2")
+            .bind(scope)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db_error("expiring an idempotency key"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, request_hash, resource_id, lease_until_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(request_hash)
+        .bind(resource_id)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms + ttl_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("claiming an idempotency key"))?;
+        if inserted.rows_affected() == 1 {
+            return Ok(IdempotencyBegin::Started {
+                resource_id: resource_id.to_string(),
+            });
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, resource_id, lease_until_ms, response_status, response_body \
+             FROM idempotency_keys WHERE scope = $1",
+        )
+        .bind(scope)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error("reading an idempotency key"))?;
+        let Some(row) = row else {
+            // Deleted between the insert and the read: a very old key expiring now.
+            return Ok(IdempotencyBegin::InProgress);
+        };
+        let read = || db_error("reading an idempotency key");
+        let stored_hash: String = row.try_get("request_hash").map_err(read())?;
+        if stored_hash != request_hash {
+            return Ok(IdempotencyBegin::Mismatch);
+        }
+        let stored_resource: String = row.try_get("resource_id").map_err(read())?;
+        let status: Option<i64> = row.try_get("response_status").map_err(read())?;
+        let body: Option<String> = row.try_get("response_body").map_err(read())?;
+        if let (Some(status), Some(body)) = (status, body) {
+            return Ok(IdempotencyBegin::Completed(StoredResponse {
+                status: status as u16,
+                body,
+                resource_id: stored_resource,
+            }));
+        }
+        let lease_until_ms: i64 = row.try_get("lease_until_ms").map_err(read())?;
+        if lease_until_ms > now_ms {
+            return Ok(IdempotencyBegin::InProgress);
+        }
+        // The first attempt died mid-way; take over its lease and its resource id, so the
+        // retry produces the same order rather than a second one.
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET lease_until_ms = $1 WHERE scope = $2 AND lease_until_ms = $3 \
+             AND response_status IS NULL",
+        )
+        .bind(now_ms + lease_ms)
+        .bind(scope)
+        .bind(lease_until_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("taking over an idempotency key"))?;
+        if taken.rows_affected() == 1 {
+            Ok(IdempotencyBegin::Started {
+                resource_id: stored_resource,
+            })
+        } else {
+            Ok(IdempotencyBegin::InProgress)
+        }
+    }
+
+    pub async fn idempotency_complete(
+        &self,
+        scope: &str,
+        response: &StoredResponse,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE scope = $3",
+        )
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(scope)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("completing an idempotency key"))?;
+        Ok(())
+    }
+
+    /// Gives a claimed key up after a failure that produced nothing, so a retry starts over.
+    pub async fn idempotency_abandon(&self, scope: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND response_status IS NULL")
+            .bind(scope)
+            .execute(self.pool())
+            .await
+            .map_err(db_error("abandoning an idempotency key"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Rotating refresh tokens with reuse detection.
+//!
+//! Each login starts a *family*. Refreshing marks the presented token used and issues its
+//! successor in the same family. Presenting a used token again means two parties hold it (a
+//! stolen token, or a replayed one), so the whole family is revoked: the thief and the user both
+//! have to log in again, which is the point.
+
+use orderflow_schemas::ids::UserId;
+use sqlx::Row;
+
+use super::{Database, DbError, db_error};
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was current; it is now used and the caller issues the successor.
+    Rotated { user_id: UserId, family_id: String },
+    /// No such token, or it expired.
+    Unknown,
+    /// The token was already used or revoked: its family is now revoked.
+    Reused { family_id: String },
+}
+
+impl Database {
+    pub async fn insert_refresh_token(
+        &self,
+        digest: &str,
+        family_id: &str,
+        user_id: UserId,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, family_id, user_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest)
+        .bind(family_id)
+        .bind(user_id.to_string())
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("storing a refresh token"))?;
+        Ok(())
+    }
+
+    /// Marks the token used if it is current (atomically: of two concurrent refreshes with
+    /// one token, one rotates and the other is reuse).
+    pub async fn use_refresh_token(
+        &self,
+        digest: &str,
+        now_ms: i64,
+    ) -> Result<RefreshOutcome, DbError> {
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at_ms = $1 WHERE digest = $2 \
+             AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $3",
+        )
+        .bind(now_ms)
+        .bind(digest)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("using a refresh token"))?;
+        let row = sqlx::query(
+            "SELECT family_id, user_id, expires_at_ms FROM refresh_tokens WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error("reading a refresh token"))?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        let family_id: String = row
+            .try_get("family_id")
+            .map_err(db_error("reading a refresh token"))?;
+        if claimed.rows_affected() == 1 {
+            let user_id: String = row
+                .try_get("user_id")
+                .map_err(db_error("reading a refresh token"))?;
+            let user_id = user_id.parse().map_err(|error| DbError {
+                what: "decoding a refresh token's user",
+                source: sqlx::Error::Decode(format!("`{user_id}`: {error}").into()),
+            })?;
+            return Ok(RefreshOutcome::Rotated { user_id, family_id });
+        }
+        let expires_at_ms: i64 = row
+            .try_get("expires_at_ms")
+            .map_err(db_error("reading a refresh token"))?;
+        if expires_at_ms <= now_ms {
+            return Ok(RefreshOutcome::Unknown);
+        }
+        self.revoke_family(&family_id, now_ms).await?;
+        Ok(RefreshOutcome::Reused { family_id })
+    }
+
+    /// Revokes every token of a family (logout, or reuse detected).
+    pub async fn revoke_family(&self, family_id: &str, now_ms: i64) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at_ms = $1 WHERE family_id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(family_id)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("revoking a refresh token family"))?;
+        Ok(())
+    }
+
+    /// Whether any token of the family is still usable (a revoked family's access tokens are
+    /// refused too).
+    pub async fn family_is_active(&self, family_id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS active FROM refresh_tokens WHERE family_id = $1 \
+             AND revoked_at_ms IS NULL AND expires_at_ms > $2",
+        )
+        .bind(family_id)
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_error("checking a refresh token family"))?;
+        Ok(row
+            .try_get::<i64, _>("active")
+            .map_err(db_error("reading a refresh token family"))?
+            > 0)
+    }
+}

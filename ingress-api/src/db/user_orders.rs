@@ -1,0 +1,76 @@
+//! Which orders each user placed: the index behind `GET /orders` (newest first). Order ids
+//! are UUIDv7, so their text order is their creation order.
+
+use orderflow_schemas::ids::{OrderId, UserId};
+use sqlx::Row;
+
+use super::{Database, DbError, db_error};
+
+impl Database {
+    /// Records that `user_id` placed `order_id` (idempotent).
+    pub async fn record_user_order(
+        &self,
+        user_id: UserId,
+        order_id: OrderId,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO user_orders (user_id, order_id, created_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, order_id) DO NOTHING",
+        )
+        .bind(user_id.to_string())
+        .bind(order_id.to_string())
+        .bind(now_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_error("indexing an order under its user"))?;
+        Ok(())
+    }
+
+    /// Whether `user_id` placed `order_id`.
+    pub async fn user_owns_order(
+        &self,
+        user_id: UserId,
+        order_id: OrderId,
+    ) -> Result<bool, DbError> {
+        let row =
+            sqlx::query("SELECT 1 AS owned FROM user_orders WHERE user_id = $1 AND order_id = $2")
+                .bind(user_id.to_string())
+                .bind(order_id.to_string())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error("checking an order's owner"))?;
+        Ok(row.is_some())
+    }
+
+    /// The user's orders, newest first, older than `before` when given.
+    pub async fn user_orders(
+        &self,
+        user_id: UserId,
+        before: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>, DbError> {
+        let rows = sqlx::query(
+            "SELECT order_id FROM user_orders WHERE user_id = $1 AND order_id < $2 \
+             ORDER BY order_id DESC LIMIT $3",
+        )
+        .bind(user_id.to_string())
+        // `~` sorts after every hex digit and dash: no cursor means "from the newest".
+        .bind(before.map_or_else(|| "~".to_string(), |id| id.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error("listing a user's orders"))?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row
+                    .try_get("order_id")
+                    .map_err(db_error("reading an order id"))?;
+                id.parse().map_err(|error| DbError {
+                    what: "decoding an order id",
+                    source: sqlx::Error::Decode(format!("`{id}`: {error}").into()),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,266 @@
+//! The API's own metrics, rendered beside the runtime's at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orderflow_runtime::metrics::LatencyHistogram;
+
+/// HTTP latencies by route and status, order outcomes and order latency.
+#[derive(Debug, Default)]
+pub struct ApiMetrics {
+    http: Mutex<BTreeMap<(String, String, u16), Arc<LatencyHistogram>>>,
+    order_events: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
+    order_latency: Mutex<BTreeMap<&'static str, Arc<LatencyHistogram>>>,
+    rate_limited: AtomicU64,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let histogram = self
+            .http
+            .lock()
+            .expect("metrics lock poisoned")
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default()
+            .clone();
+        histogram.record(elapsed);
+    }
+
+    pub fn count_order_event(&self, kind: &'static str) {
+        self.order_events
+            .lock()
+            .expect("metrics lock poisoned")
+            .entry(kind)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_order_latency(&self, outcome: &'static str, elapsed: Duration) {
+        let histogram = self
+            .order_latency
+            .lock()
+            .expect("metrics lock poisoned")
+            .entry(outcome)
+            .or_default()
+            .clone();
+        histogram.record(elapsed);
+    }
+
+    pub fn count_rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many orders reached `outcome` so far (for tests and loadgen).
+    pub fn order_latency_count(&self, outcome: &str) -> u64 {
+        self.order_latency
+            .lock()
+            .expect("metrics lock poisoned")
+            .get(outcome)
+            .map_or(0, |histogram| histogram.count())
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP orderflow_http_request_duration_seconds HTTP request latency by route and status."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE orderflow_http_request_duration_seconds histogram"
+        );
+        for ((method, route, status), histogram) in
+            self.http.lock().expect("metrics lock poisoned").iter()
+        {
+            histogram.render_into(
+                out,
+                "orderflow_http_request_duration_seconds",
+                &format!("method=\"{method}\",route=\"{route}\",status=\"{status}\""),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP orderflow_order_events_total Order events seen on order-events, by type (saga outcomes)."
+        );
+        let _ = writeln!(out, "# TYPE orderflow_order_events_total counter");
+        for (kind, count) in self
+            .order_events
+            .lock()
+            .expect("metrics lock poisoned")
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "orderflow_order_events_total{{type=\"{kind}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP orderflow_order_latency_seconds From POST /orders to the order's outcome."
+        );
+        let _ = writeln!(out, "# TYPE orderflow_order_latency_seconds histogram");
+        for (outcome, histogram) in self
+            .order_latency
+            .lock()
+            .expect("metrics lock poisoned")
+            .iter()
+        {
+            histogram.render_into(
+                out,
+                "orderflow_order_latency_seconds",
+                &format!("outcome=\"{outcome}\""),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP orderflow_http_rate_limited_total Requests refused with 429.\n# TYPE orderflow_http_rate_limited_total counter\norderflow_http_rate_limited_total {}",
+            self.rate_limited.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// The route template of a path, so label values stay few: ids become placeholders.
+pub fn route_template(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("/api/v1") else {
+        return match path {
+            "/health/live" | "/health/ready" | "/metrics" | "/api-docs" | "/swagger-ui.html" => {
+                path.to_string()
+            }
+            _ if path.starts_with("/swagger-ui") => "/swagger-ui".to_string(),
+            _ => "other".to_string(),
+        };
+    };
+    let mut template = String::from("/api/v1");
+    let mut previous = "";
+    for segment in rest.split('/').filter(|segment| !segment.is_empty()) {
+        let is_parameter = matches!(previous, "orders" | "products" | "inventory" | "coupons")
+            && !matches!(segment, "low-stock");
+        template.push('/');
+        template.push_str(if is_parameter { "{id}" } else { segment });
+        previous = segment;
+    }
+    template
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_paths_become_placeholders() {
+        assert_eq!(
+            route_template("/api/v1/orders/0190f1a2-0000-7000-8000-000000000000/cancel"),
+            "/api/v1/orders/{id}/cancel"
+        );
+        assert_eq!(
+            route_template("/api/v1/inventory/low-stock"),
+            "/api/v1/inventory/low-stock"
+        );
+        assert_eq!(
+            route_template("/api/v1/products/SKU-1/price"),
+            "/api/v1/products/{id}/price"
+        );
+        assert_eq!(route_template("/random/path"), "other");
+    }
+
+    #[test]
+    fn rendering_includes_every_family() {
+        let metrics = ApiMetrics::new();
+        metrics.record_http("GET", "/api/v1/orders", 200, Duration::from_millis(3));
+        metrics.count_order_event("confirmed");
+        metrics.record_order_latency("confirmed", Duration::from_millis(12));
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains(
+            "orderflow_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/orders\",status=\"200\"} 1"
+        ));
+        assert!(out.contains("orderflow_order_events_total{type=\"confirmed\"} 1"));
+        assert!(out.contains("orderflow_order_latency_seconds_count{outcome=\"confirmed\"} 1"));
+    }
+}
+
+/// Merges Prometheus texts that may repeat a metric family (one per topology) into one
+/// exposition where each family appears once, its samples together.
+pub fn merge_expositions(texts: &[String]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut assignments: Vec<(String, bool, String)> = Vec::new();
+    for text in texts {
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+            {
+                let name = rest.split(' ').next().unwrap_or_default().to_string();
+                families.entry(name.clone()).or_default();
+                assignments.push((name, true, line.to_string()));
+            } else {
+                let name = line
+                    .split(['{', ' '])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let family = family_of_sample(&families, &name);
+                assignments.push((family, false, line.to_string()));
+            }
+        }
+    }
+    for (family, is_header, line) in assignments {
+        let entry = families.entry(family.clone()).or_default();
+        if entry.0.is_empty() && entry.1.is_empty() {
+            order.push(family);
+        }
+        if is_header {
+            if !entry.0.contains(&line) {
+                entry.0.push(line);
+            }
+        } else {
+            entry.1.push(line);
+        }
+    }
+    let mut out = String::new();
+    for family in order {
+        if let Some((headers, samples)) = families.get(&family) {
+            for line in headers.iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn repeated_families_are_merged_with_one_header() {
+        let first = "# HELP a_total A.\n# TYPE a_total counter\na_total{app=\"x\"} 1\n".to_string();
+        let second = "# HELP a_total A.\n# TYPE a_total counter\na_total{app=\"y\"} 2\n# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n".to_string();
+        let merged = merge_expositions(&[first, second]);
+        assert_eq!(
+            merged,
+            "# HELP a_total A.\n# TYPE a_total counter\na_total{app=\"x\"} 1\na_total{app=\"y\"} 2\n# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n"
+        );
+    }
+}
+
+/// The family a sample line belongs to: histogram series end in `_bucket`, `_sum`, `_count`.
+fn family_of_sample(families: &BTreeMap<String, (Vec<String>, Vec<String>)>, name: &str) -> String {
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix)
+            && families.contains_key(base)
+        {
+            return base.to_string();
+        }
+    }
+    name.to_string()
+}

@@ -1,0 +1,165 @@
+//! The HTTP surface: the OpenAPI service, the documents, and the middleware every request
+//! passes (metrics, problem details, body limit, per-IP rate limit).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+
+use crate::api::analytics::AnalyticsApi;
+use crate::api::auth::AuthApi;
+use crate::api::catalog::CatalogApi;
+use crate::api::inventory::InventoryApi;
+use crate::api::me::MeApi;
+use crate::api::notifications::NotificationsApi;
+use crate::api::operations::OperationsApi;
+use crate::api::orders::OrdersApi;
+use crate::metrics::route_template;
+use crate::problem::{ApiError, Problem, ProblemResponses, problem_response};
+use crate::rate_limit::{Quota, retry_after_seconds};
+use crate::state::AppState;
+
+type Apis = (
+    AuthApi,
+    MeApi,
+    NotificationsApi,
+    CatalogApi,
+    InventoryApi,
+    OrdersApi,
+    AnalyticsApi,
+    OperationsApi,
+);
+
+/// The OpenAPI service: every operation of the API.
+pub fn api_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            AuthApi,
+            MeApi,
+            NotificationsApi,
+            CatalogApi,
+            InventoryApi,
+            OrdersApi,
+            AnalyticsApi,
+            OperationsApi,
+        ),
+        "orderflow",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Event-driven order management. Commands are accepted (202) and processed by stream \
+         processors; reads come from materialized views. Every error is RFC 9457 \
+         `application/problem+json`. Authenticate with `POST /api/v1/auth/login` and send the \
+         access token as `Authorization: Bearer <token>`.",
+    )
+}
+
+/// The OpenAPI document as JSON (what `/api-docs` serves and `openapi.json` holds).
+pub fn openapi_document() -> String {
+    api_service().spec()
+}
+
+/// Every route, with the middleware.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let service = api_service();
+    let spec = service.spec_endpoint();
+    let swagger = service.swagger_ui_html();
+    let max_body = state.config.max_body_bytes;
+    let limiter_state = state.clone();
+    let metrics_state = state.clone();
+    Route::new()
+        .at("/api-docs", spec)
+        .at(
+            "/swagger-ui.html",
+            make_sync(move |_| Html(swagger.clone())),
+        )
+        .nest("/", service)
+        .around(move |endpoint, request| {
+            let state = limiter_state.clone();
+            async move { guard(&state, max_body, endpoint, request).await }
+        })
+        .with(ProblemResponses)
+        .around(move |endpoint, request| {
+            let state = metrics_state.clone();
+            async move {
+                let started = Instant::now();
+                let method = request.method().to_string();
+                let route = route_template(request.uri().path());
+                let response = endpoint.call(request).await?;
+                state.metrics.record_http(
+                    &method,
+                    &route,
+                    response.status().as_u16(),
+                    started.elapsed(),
+                );
+                Ok(response)
+            }
+        })
+        .data(state)
+}
+
+/// The per-IP rate limit and the body size limit, before any handler runs.
+async fn guard<E: Endpoint>(
+    state: &AppState,
+    max_body: usize,
+    endpoint: Arc<E>,
+    mut request: Request,
+) -> poem::Result<Response> {
+    let limits = &state.config.rate_limits;
+    if limits.per_ip_per_second > 0 {
+        let ip = match request.remote_addr().as_socket_addr() {
+            Some(address) => address.ip().to_string(),
+            None => "unknown".to_string(),
+        };
+        let quota = Quota {
+            per_second: limits.per_ip_per_second,
+            burst: limits.per_ip_burst,
+        };
+        match state
+            .shared
+            .rate_limit(&format!("ip:{ip}"), quota, state.now_ms())
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(retry_after_micros)) => {
+                state.metrics.count_rate_limited();
+                return Ok(
+                    ApiError::too_many_requests(retry_after_seconds(retry_after_micros))
+                        .into_response(),
+                );
+            }
+            Err(error) => {
+                return Ok(ApiError::unavailable("the rate limiter", error).into_response());
+            }
+        }
+    }
+    let too_large = || {
+        problem_response(&Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {max_body} bytes"),
+        ))
+    };
+    let declared = request
+        .header(poem::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max_body) {
+        return Ok(too_large());
+    }
+    if declared.is_none() {
+        // No declared length (a chunked body): read it up to the limit before any handler
+        // sees it.
+        match request.take_body().into_bytes_limit(max_body).await {
+            Ok(bytes) => request.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    endpoint
+        .call(request)
+        .await
+        .map(IntoResponse::into_response)
+}

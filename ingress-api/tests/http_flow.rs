@@ -1,0 +1,729 @@
+//! End-to-end HTTP tests of the whole flow: the API in front of every topology.
+
+mod support;
+
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+use support::{Harness, order_body};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "MUG-BLUE", 1_299, 10).await;
+    let (token, _, user_id) = harness.customer("ada@example.com").await;
+
+    let placed = harness
+        .place(
+            &token,
+            "key-1",
+            json!([{"sku": "MUG-BLUE", "quantity": 2}]),
+            "tok_visa",
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+    assert_eq!(placed.body["status"], "PENDING");
+    assert_eq!(
+        placed.header("Location"),
+        Some(format!("/api/v1/orders/{order_id}").as_str())
+    );
+    // Read-your-writes: with the position, the order is in the view at once.
+    let position = placed.body["position"].as_str().unwrap();
+    let read = harness
+        .get(
+            &format!("/api/v1/orders/{order_id}?position={position}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_ne!(
+        read.body["status"], "PENDING",
+        "the saga has seen the order"
+    );
+
+    let order = harness.settled(&token, &order_id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    assert_eq!(order["user_id"], json!(user_id));
+    assert_eq!(
+        order["lines"][0]["line_total"]["amount_minor"],
+        json!(2_598)
+    );
+    assert_eq!(order["totals"]["subtotal"]["amount_minor"], json!(2_598));
+
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    assert_eq!(listed.body["items"][0]["order_id"], json!(order_id));
+
+    let stock = harness
+        .get("/api/v1/inventory/MUG-BLUE", Some(&admin))
+        .await;
+    assert_eq!(stock.body["committed"], json!(2));
+    assert_eq!(stock.body["available"], json!(8));
+
+    // Ship and deliver (admin), then the order is terminal.
+    let shipped = harness
+        .post(
+            &format!("/api/v1/orders/{order_id}/ship"),
+            Some(&admin),
+            json!({"carrier": "DHL", "tracking_number": "JD0123"}),
+        )
+        .await;
+    assert_eq!(shipped.status, StatusCode::ACCEPTED, "{}", shipped.body);
+    let after_ship = harness
+        .get(
+            &format!(
+                "/api/v1/orders/{order_id}?position={}",
+                shipped.body["position"].as_str().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(after_ship.body["status"], "SHIPPED");
+    let delivered = harness
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{order_id}/deliver"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::ACCEPTED, "{}", delivered.body);
+    let final_view = harness
+        .get(
+            &format!("/api/v1/orders/{order_id}?wait=5&status=SHIPPED"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(final_view.body["status"], "DELIVERED");
+
+    // The notifier wrote to the customer's outbox.
+    let mut notifications = serde_json::Value::Null;
+    for _ in 0..100 {
+        notifications = harness
+            .get("/api/v1/me/notifications", Some(&token))
+            .await
+            .body;
+        if !notifications["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        !notifications["items"].as_array().unwrap().is_empty(),
+        "{notifications}"
+    );
+
+    // Metrics show the route, the outcome and the order latency.
+    let metrics = harness.get("/metrics", None).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains("route=\"/api/v1/orders\",status=\"202\""),
+        "{text}"
+    );
+    assert!(text.contains("orderflow_order_events_total{type=\"confirmed\"}"));
+    assert!(text.contains("orderflow_order_latency_seconds_count{outcome=\"confirmed\"} 1"));
+    assert!(text.contains("orderflow_task_records_in_total"));
+    let ready = harness.get("/health/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_stock_and_declined_payments_end_the_order() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "RARE", 5_000, 1).await;
+    let (token, _, _) = harness.customer("bob@example.com").await;
+
+    let too_many = harness
+        .place(
+            &token,
+            "a",
+            json!([{"sku": "RARE", "quantity": 2}]),
+            "tok_visa",
+        )
+        .await;
+    let order = harness
+        .settled(&token, too_many.body["order_id"].as_str().unwrap())
+        .await;
+    assert_eq!(order["status"], "REJECTED", "{order}");
+    assert_eq!(order["rejections"][0]["reason"], "insufficient_stock");
+    assert_eq!(order["rejections"][0]["available"], json!(1));
+
+    let declined = harness
+        .place(
+            &token,
+            "b",
+            json!([{"sku": "RARE", "quantity": 1}]),
+            "tok_decline",
+        )
+        .await;
+    let order = harness
+        .settled(&token, declined.body["order_id"].as_str().unwrap())
+        .await;
+    assert_eq!(order["status"], "PAYMENT_FAILED", "{order}");
+    // Nothing stays reserved.
+    assert!(
+        harness
+            .topologies
+            .wait_until_idle(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let stock = harness.get("/api/v1/inventory/RARE", Some(&admin)).await;
+    assert_eq!(stock.body["reserved"], json!(0));
+    assert_eq!(stock.body["available"], json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_cancels_and_cannot_cancel_twice() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "LAMP", 2_000, 5).await;
+    let (token, _, _) = harness.customer("cy@example.com").await;
+    let placed = harness
+        .place(
+            &token,
+            "k",
+            json!([{"sku": "LAMP", "quantity": 1}]),
+            "tok_visa",
+        )
+        .await;
+    let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        harness.settled(&token, &order_id).await["status"],
+        "CONFIRMED"
+    );
+    let cancelled = harness
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&token),
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.body);
+    let view = harness
+        .get(
+            &format!("/api/v1/orders/{order_id}?wait=5&status=CONFIRMED"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(view.body["status"], "CANCELLED");
+    harness
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&token),
+            json!({"reason": "again"}),
+        )
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    assert!(
+        harness
+            .topologies
+            .wait_until_idle(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let stock = harness.get("/api/v1/inventory/LAMP", Some(&admin)).await;
+    assert_eq!(stock.body["available"], json!(5), "stock came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_never_answers_fails_at_the_deadline() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "SLOW", 1_000, 5).await;
+    let (token, _, _) = harness.customer("dee@example.com").await;
+    let placed = harness
+        .place(
+            &token,
+            "k",
+            json!([{"sku": "SLOW", "quantity": 1}]),
+            "tok_timeout",
+        )
+        .await;
+    let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+    let waiting = harness
+        .get(
+            &format!("/api/v1/orders/{order_id}?wait=5&status=PENDING"),
+            Some(&token),
+        )
+        .await;
+    assert!(matches!(
+        waiting.body["status"].as_str().unwrap(),
+        "RESERVING" | "AWAITING_PAYMENT"
+    ));
+    // The default payment deadline is two minutes; move the clock past it.
+    for _ in 0..30 {
+        harness.clock.advance_ms(10_000);
+        let view = harness
+            .get(
+                &format!("/api/v1/orders/{order_id}?wait=1&status=AWAITING_PAYMENT"),
+                Some(&token),
+            )
+            .await;
+        if view.body["status"] != "AWAITING_PAYMENT" {
+            assert_eq!(view.body["status"], "PAYMENT_FAILED", "{}", view.body);
+            return;
+        }
+    }
+    panic!("the payment deadline never ended the order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_replay_refuse_other_bodies_and_concurrent_duplicates() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "PEN", 150, 100).await;
+    let (token, _, user_id) = harness.customer("eve@example.com").await;
+    let lines = json!([{"sku": "PEN", "quantity": 1}]);
+    let first = harness
+        .place(&token, "same-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let replay = harness
+        .place(&token, "same-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED);
+    assert_eq!(replay.body, first.body, "the same response");
+    assert_eq!(replay.header("Location"), first.header("Location"));
+    harness
+        .place(
+            &token,
+            "same-key",
+            json!([{"sku": "PEN", "quantity": 2}]),
+            "tok_visa",
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    // Another user's identical key is theirs alone.
+    let (other, _, _) = harness.customer("fay@example.com").await;
+    let theirs = harness
+        .place(&other, "same-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(theirs.status, StatusCode::ACCEPTED);
+    assert_ne!(theirs.body["order_id"], first.body["order_id"]);
+    // A request still in flight holds its key: a duplicate gets 409.
+    let body = order_body(lines.clone(), "tok_visa");
+    let in_flight = harness
+        .state
+        .shared
+        .idempotency_begin(
+            &format!("orders:{user_id}:busy-key"),
+            &hash_of(&body),
+            &orderflow_schemas::ids::OrderId::generate(harness.clock_now()).to_string(),
+            harness.clock_now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        in_flight,
+        orderflow_ingress_api::shared::IdempotencyBegin::Started { .. }
+    ));
+    harness
+        .place(&token, "busy-key", lines.clone(), "tok_visa")
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    // Once its lease runs out (the request died), a retry takes it over with its order id.
+    harness.clock.advance_ms(31_000);
+    let retried = harness
+        .place(&token, "busy-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    // Exactly one order per key: the user has the first order and the retried one.
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    // No key: 400.
+    harness
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(order_body(lines, "tok_visa")),
+            &[],
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+}
+
+/// The hash the API computes over a request body (its JSON, as poem-openapi renders it).
+fn hash_of(body: &serde_json::Value) -> String {
+    use poem_openapi::types::{ParseFromJSON, ToJSON};
+    use sha2::Digest;
+    let parsed =
+        orderflow_ingress_api::api::orders::PlaceOrderRequest::parse_from_json(Some(body.clone()))
+            .unwrap();
+    let canonical = parsed.to_json().unwrap().to_string();
+    sha2::Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+impl Harness {
+    fn clock_now(&self) -> i64 {
+        use orderflow_runtime::Clock;
+        self.clock.now_ms()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_order_is_invisible_and_admin_routes_are_refused() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "BOOK", 900, 10).await;
+    let (owner, _, _) = harness.customer("gus@example.com").await;
+    let (stranger, _, _) = harness.customer("hal@example.com").await;
+    let placed = harness
+        .place(
+            &owner,
+            "k",
+            json!([{"sku": "BOOK", "quantity": 1}]),
+            "tok_visa",
+        )
+        .await;
+    let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+    harness.settled(&owner, &order_id).await;
+    harness
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&stranger))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    harness
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&stranger),
+            json!({"reason": "x"}),
+        )
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    harness
+        .get("/api/v1/orders/not-an-id", Some(&stranger))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    assert!(
+        harness.get("/api/v1/orders", Some(&stranger)).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // An admin sees it.
+    assert_eq!(
+        harness
+            .get(&format!("/api/v1/orders/{order_id}"), Some(&admin))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/products".to_string(),
+            Some(
+                json!({"sku": "X", "name": "x", "category": "c", "price": {"amount_minor": 1, "currency": "USD"}}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/api/v1/inventory/BOOK/restock".to_string(),
+            Some(json!({"quantity": 5})),
+        ),
+        (Method::GET, "/api/v1/inventory/BOOK".to_string(), None),
+        (Method::GET, "/api/v1/inventory/low-stock".to_string(), None),
+        (
+            Method::POST,
+            format!("/api/v1/orders/{order_id}/ship"),
+            Some(json!({"carrier": "DHL", "tracking_number": "1"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orders/{order_id}/deliver"),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/analytics/aggregates".to_string(),
+            None,
+        ),
+    ] {
+        harness
+            .call(method, &path, Some(&owner), body, &[])
+            .await
+            .assert_problem(StatusCode::FORBIDDEN);
+    }
+    // Without a token: 401.
+    harness
+        .get("/api/v1/orders", None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_revoked_forged_and_reused_tokens_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let harness = Harness::start().await;
+    let (token, refresh, _) = harness.customer("ivy@example.com").await;
+    assert_eq!(
+        harness.get("/api/v1/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+
+    // Forged: a customer token edited to say admin, and an alg=none token.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["role"] = json!("admin");
+    let edited = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let forged = format!("{}.{edited}.{}", parts[0], parts[2]);
+    harness
+        .get("/api/v1/me", Some(&forged))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    let none = format!("{}.{edited}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
+    harness
+        .get("/api/v1/me", Some(&none))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+
+    // Refresh rotates; presenting the old refresh token again revokes the session.
+    let rotated = harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let next_refresh = rotated.body["refresh_token"].as_str().unwrap().to_string();
+    harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": next_refresh}),
+        )
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+
+    // Logout revokes the access token before it expires.
+    let session = harness.login("ivy@example.com", "customer password").await;
+    let access = session["access_token"].as_str().unwrap();
+    let out = harness
+        .post("/api/v1/auth/logout", Some(access), json!({}))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    harness
+        .get("/api/v1/me", Some(access))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+
+    // Expired: 15 minutes later the access token is refused.
+    let fresh = harness.login("ivy@example.com", "customer password").await;
+    let fresh = fresh["access_token"].as_str().unwrap();
+    assert_eq!(
+        harness.get("/api/v1/me", Some(fresh)).await.status,
+        StatusCode::OK
+    );
+    harness.clock.advance_ms(15 * 60 * 1000);
+    let expired = harness.get("/api/v1/me", Some(fresh)).await;
+    expired.assert_problem(StatusCode::UNAUTHORIZED);
+    assert!(expired.body["detail"].as_str().unwrap().contains("expired"));
+
+    // Wrong password and unknown email look the same.
+    let wrong = harness
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ivy@example.com", "password": "nope nope"}),
+        )
+        .await;
+    wrong.assert_problem(StatusCode::UNAUTHORIZED);
+    let unknown = harness
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "nobody@example.com", "password": "nope nope"}),
+        )
+        .await;
+    assert_eq!(unknown.body["detail"], wrong.body["detail"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_the_right_problem() {
+    let harness = Harness::start().await;
+    let (token, _, _) = harness.customer("jo@example.com").await;
+    // Malformed JSON: 400.
+    let response = harness
+        .client
+        .post("/api/v1/orders")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Idempotency-Key", "k")
+        .content_type("application/json")
+        .body("{not json")
+        .send()
+        .await
+        .0;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.content_type(), Some("application/problem+json"));
+    // Not JSON at all: 415.
+    let response = harness
+        .client
+        .post("/api/v1/auth/login")
+        .content_type("text/plain")
+        .body("hello")
+        .send()
+        .await
+        .0;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(response.content_type(), Some("application/problem+json"));
+    // Oversized: 413.
+    let huge = "x".repeat(100 * 1024);
+    let response = harness
+        .client
+        .post("/api/v1/auth/login")
+        .content_type("application/json")
+        .body(format!("{{\"email\": \"{huge}\", \"password\": \"x\"}}"))
+        .send()
+        .await
+        .0;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.content_type(), Some("application/problem+json"));
+    // Well-formed but invalid: 422 naming the field.
+    let invalid = harness
+        .place(
+            &token,
+            "k2",
+            json!([{"sku": "bad sku!", "quantity": 1}]),
+            "tok_visa",
+        )
+        .await;
+    invalid.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.body["field"], "lines[0].sku");
+    let duplicate_lines = harness
+        .place(
+            &token,
+            "k3",
+            json!([{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 2}]),
+            "tok_visa",
+        )
+        .await;
+    duplicate_lines.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(duplicate_lines.body["field"], "lines[1].sku");
+    harness
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "short@example.com", "password": "short", "name": "S"}),
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    harness
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "jo@example.com", "password": "long enough pw", "name": "Jo"}),
+        )
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    // Unknown route and bad paging: problem too.
+    harness
+        .get("/api/v1/nothing", None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    harness
+        .get("/api/v1/products?limit=0", None)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+    harness
+        .get(
+            "/api/v1/orders/0190f1a2-0000-7000-8000-000000000000?wait=999",
+            Some(&token),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_reach_user_events_once_and_profiles_change() {
+    let harness = Harness::start().await;
+    let (token, _, user_id) = harness.customer("kim@example.com").await;
+    let patched = harness
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"name": "Kim K", "channels": {"email": true, "sms": false, "push": true}})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["name"], "Kim K");
+    assert_eq!(patched.body["channels"]["push"], json!(true));
+    // The relay moves both events to user-events, once each.
+    for _ in 0..100 {
+        if user_event_types(&harness, &user_id).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Past another relay round: nothing is relayed twice.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let found = user_event_types(&harness, &user_id);
+    assert_eq!(
+        found,
+        vec!["UserCreated".to_string(), "UserUpdated".to_string()]
+    );
+}
+
+fn user_event_types(harness: &Harness, user_id: &str) -> Vec<String> {
+    use orderflow_runtime::LogBackend;
+    let log = &harness.state.log;
+    let mut types = Vec::new();
+    for partition in 0..log.topic("user-events").unwrap().partitions {
+        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
+            let value: serde_json::Value =
+                serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
+            if value["payload"]["user_id"] == json!(user_id) {
+                types.push(value["type"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let _ = LogBackend::topics(log.as_ref());
+    types
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_over_the_rate_limit_gets_429_with_retry_after() {
+    let mut config = support::test_config();
+    config.rate_limits.per_user_per_second = 1;
+    config.rate_limits.per_user_burst = 3;
+    let harness = Harness::start_with(config, Default::default()).await;
+    let (token, _, _) = harness.customer("lee@example.com").await;
+    for _ in 0..3 {
+        assert_eq!(
+            harness.get("/api/v1/me", Some(&token)).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = harness.get("/api/v1/me", Some(&token)).await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.header("Retry-After"), Some("1"));
+    harness.clock.advance_ms(1_000);
+    assert_eq!(
+        harness.get("/api/v1/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+}
