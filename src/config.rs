@@ -26,6 +26,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// How often the embedded log applies retention and compaction, in milliseconds.
     pub maintenance_interval_ms: u64,
+    /// The HTTP API.
+    pub api: orderflow_ingress_api::ApiConfig,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             storage: StorageConfig::default(),
             maintenance_interval_ms: 60_000,
+            api: orderflow_ingress_api::ApiConfig::default(),
         }
     }
 }
@@ -95,6 +98,10 @@ pub fn load(
         .runtime
         .validate()
         .map_err(|error| anyhow::anyhow!("invalid configuration: runtime.{error}"))?;
+    config
+        .api
+        .validate()
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     if config.storage.worker_threads == 0 {
         bail!("invalid configuration: field `storage.worker-threads`: must be at least 1");
     }

@@ -264,6 +264,17 @@ async fn into_problem(response: Response) -> Response {
     // poem reports a body that does not match the declared content type as 400 or 415; both
     // pass through with their status.
     let mut rewritten = problem_response(&Problem::new(status, detail));
+    if status == StatusCode::UNAUTHORIZED
+        && !parts
+            .headers
+            .contains_key(poem::http::header::WWW_AUTHENTICATE)
+    {
+        // RFC 9110: a 401 names the scheme that would work.
+        rewritten.headers_mut().insert(
+            poem::http::header::WWW_AUTHENTICATE,
+            poem::http::HeaderValue::from_static("Bearer realm=\"orderflow\""),
+        );
+    }
     for (name, value) in parts.headers.iter() {
         if name != poem::http::header::CONTENT_TYPE && name != poem::http::header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());

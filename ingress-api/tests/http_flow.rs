@@ -629,7 +629,7 @@ async fn bad_bodies_get_the_right_problem() {
             json!({"email": "short@example.com", "password": "short", "name": "S"}),
         )
         .await
-        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+        .assert_problem(StatusCode::BAD_REQUEST);
     harness
         .post(
             "/api/v1/auth/register",

@@ -19,6 +19,7 @@ use crate::state::AppState;
 
 /// One window of one metric.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AggregateView {
     /// `metric/group/window/start`.
     pub window_key: String,
@@ -37,6 +38,7 @@ pub struct AggregateView {
 
 /// Aggregates, newest windows first.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AggregatePage {
     pub items: Vec<AggregateView>,
 }
@@ -67,6 +69,8 @@ impl AnalyticsApi {
         metric: Query<Option<String>>,
         /// Only final (closed) windows.
         final_only: Query<Option<bool>>,
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<AggregateResponse> {
         auth.0.require_admin()?;

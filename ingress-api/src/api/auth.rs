@@ -24,13 +24,13 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 
 /// A new account.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct RegisterRequest {
     /// Login and notification address.
     #[oai(validator(max_length = 254))]
     pub email: String,
     /// 8 to 128 characters.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub password: String,
     /// How to address the user.
     #[oai(validator(max_length = 200))]
@@ -55,7 +55,7 @@ impl poem_openapi::types::Example for RegisterRequest {
 
 /// Credentials.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct LoginRequest {
     #[oai(validator(max_length = 254))]
     pub email: String,
@@ -74,6 +74,7 @@ impl poem_openapi::types::Example for LoginRequest {
 
 /// A refresh token to exchange.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh; it can be used once.
     #[oai(validator(max_length = 256))]
@@ -82,6 +83,7 @@ pub struct RefreshRequest {
 
 /// What logging out ends.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LogoutRequest {
     /// The session's refresh token; when given, its whole family is revoked too.
     #[oai(validator(max_length = 256))]
@@ -90,6 +92,7 @@ pub struct LogoutRequest {
 
 /// Tokens for a session.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenResponse {
     /// A JWT for `Authorization: Bearer`.
     pub access_token: String,

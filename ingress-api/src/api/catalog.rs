@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 /// A product as the catalog shows it.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProductView {
     pub sku: String,
     pub name: String,
@@ -58,6 +59,7 @@ impl From<&Product> for ProductView {
 
 /// A page of products.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProductPage {
     pub items: Vec<ProductView>,
     /// Pass as `?cursor=` for the next page; absent on the last page.
@@ -66,7 +68,7 @@ pub struct ProductPage {
 
 /// A new product.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct NewProduct {
     /// Letters, digits, `-`, `_` and `.`, up to 64 characters.
     #[oai(validator(max_length = 64))]
@@ -103,6 +105,7 @@ impl poem_openapi::types::Example for NewProduct {
 
 /// Every attribute of an existing product.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProductUpdate {
     #[oai(validator(max_length = 200))]
     pub name: String,
@@ -117,6 +120,7 @@ pub struct ProductUpdate {
 
 /// A new unit price.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PriceChange {
     pub price: MoneyDto,
 }
@@ -133,6 +137,7 @@ pub enum CouponKindDto {
 
 /// A coupon to create or replace.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CouponInput {
     /// What customers type: letters and digits.
     #[oai(validator(max_length = 32))]
@@ -152,6 +157,7 @@ pub struct CouponInput {
 
 /// A coupon accepted for the catalog.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CouponAccepted {
     pub coupon_id: String,
     pub position: String,
@@ -244,7 +250,8 @@ impl CatalogApi {
         min_price: Query<Option<i64>>,
         /// Largest unit price, in minor units.
         max_price: Query<Option<i64>>,
-        /// Page size.
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         /// From the previous page's `next_cursor`.
         cursor: Query<Option<String>>,
@@ -312,7 +319,13 @@ impl CatalogApi {
         position: Query<Option<String>>,
     ) -> ApiResult<ProductResponse> {
         let sku = parse_sku(&sku.0)?;
-        await_position(&state, &state.topologies.catalog, position.0.as_deref()).await?;
+        await_position(
+            &state,
+            &state.topologies.catalog,
+            &[CATALOG_COMMANDS],
+            position.0.as_deref(),
+        )
+        .await?;
         let product = current_product(&state, &sku)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;

@@ -24,6 +24,7 @@ use crate::state::AppState;
 
 /// Stock of one SKU.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct StockView {
     pub sku: String,
     /// Units in the warehouse.
@@ -53,6 +54,7 @@ impl StockView {
 
 /// A page of SKUs low on stock.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct StockPage {
     pub items: Vec<StockView>,
     pub next_cursor: Option<String>,
@@ -60,6 +62,7 @@ pub struct StockPage {
 
 /// Goods received.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RestockRequest {
     /// Units received; at least 1.
     #[oai(validator(minimum(value = "1")))]
@@ -68,6 +71,7 @@ pub struct RestockRequest {
 
 /// A correction of on-hand stock.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AdjustRequest {
     /// Units to add (positive) or remove (negative); never zero.
     pub delta: i64,
@@ -127,6 +131,8 @@ impl InventoryApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<StockPageResponse> {
@@ -174,7 +180,13 @@ impl InventoryApi {
     ) -> ApiResult<StockResponse> {
         auth.0.require_admin()?;
         let sku = parse_sku(&sku.0)?;
-        await_position(&state, &state.topologies.fulfillment, position.0.as_deref()).await?;
+        await_position(
+            &state,
+            &state.topologies.fulfillment,
+            &[INVENTORY_COMMANDS],
+            position.0.as_deref(),
+        )
+        .await?;
         let level = state
             .topologies
             .fulfillment

@@ -25,6 +25,7 @@ pub enum RoleDto {
 
 /// Channels the user agreed to be notified on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChannelsDto {
     pub email: bool,
     /// Needs a phone number.
@@ -44,6 +45,7 @@ impl From<NotificationChannels> for ChannelsDto {
 
 /// A user's profile.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserProfile {
     /// UUIDv7.
     pub id: String,
@@ -82,6 +84,7 @@ impl From<&UserRecord> for UserProfile {
 
 /// Profile fields to change; absent fields stay as they are.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProfilePatch {
     #[oai(validator(max_length = 200))]
     pub name: Option<String>,

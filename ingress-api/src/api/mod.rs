@@ -132,6 +132,7 @@ async fn check_bearer(request: &Request, bearer: Bearer) -> poem::Result<Princip
 
 /// An amount of money in minor units (cents for USD, yen for JPY) and its ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MoneyDto {
     /// Minor units: 1999 is 19.99 in a two-decimal currency.
     pub amount_minor: i64,
@@ -211,6 +212,7 @@ pub async fn produce(
 
 /// An accepted command: where it landed, to read one's own write.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Accepted {
     /// Pass as `?position=` to a read of the same resource to see this write.
     pub position: String,
@@ -221,6 +223,7 @@ pub struct Accepted {
 pub async fn await_position(
     state: &AppState,
     reader: &orderflow_runtime::StoreReader,
+    topics: &[&str],
     token: Option<&str>,
 ) -> ApiResult<()> {
     let Some(token) = token else {
@@ -228,9 +231,17 @@ pub async fn await_position(
     };
     let position = crate::platform::Position::parse_token(token)
         .ok_or_else(|| ApiError::bad_request("position is not a token this API issued"))?;
-    if state.log.topic(&position.topic).is_none() {
+    // A position is only meaningful for a view that reads its topic, and only up to what
+    // the topic holds; anything else would wait for nothing.
+    let issued = topics.contains(&position.topic.as_str())
+        && position.partition < state.partitions(&position.topic)
+        && state
+            .log
+            .offsets(&position.topic, position.partition)
+            .is_ok_and(|offsets| position.offset < offsets.end);
+    if !issued {
         return Err(ApiError::bad_request(
-            "position is not a token this API issued",
+            "position is not a token this API issued for this resource",
         ));
     }
     let wait = std::time::Duration::from_secs(u64::from(state.config.max_wait_seconds.min(10)));

@@ -26,6 +26,7 @@ pub enum ChannelDto {
 
 /// One notification sent to the user.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NotificationView {
     pub notification_id: String,
     pub channel: ChannelDto,
@@ -40,6 +41,7 @@ pub struct NotificationView {
 
 /// A page of notifications, newest first.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NotificationPage {
     pub items: Vec<NotificationView>,
     pub next_cursor: Option<String>,
@@ -101,6 +103,8 @@ impl NotificationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<NotificationPageResponse> {

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 /// What readiness depends on.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Readiness {
     /// Every topology runs (stores restored, global tables caught up, threads alive).
     pub topologies: bool,

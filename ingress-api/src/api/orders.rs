@@ -88,6 +88,7 @@ impl OrderStatusDto {
 
 /// One requested line.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderLineInput {
     #[oai(validator(max_length = 64))]
     pub sku: String,
@@ -98,6 +99,7 @@ pub struct OrderLineInput {
 
 /// Where to deliver.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AddressInput {
     #[oai(validator(max_length = 200))]
     pub name: String,
@@ -119,7 +121,7 @@ pub struct AddressInput {
 /// An order to place. Prices come from the catalog, never from the client; the customer
 /// comes from the access token, never from the body.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct PlaceOrderRequest {
     /// 1 to 100 lines, one per SKU.
     #[oai(validator(min_items = 1, max_items = 100))]
@@ -161,6 +163,7 @@ impl poem_openapi::types::Example for PlaceOrderRequest {
 
 /// An order accepted for processing.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderAccepted {
     pub order_id: String,
     /// Always `PENDING` at acceptance.
@@ -171,6 +174,7 @@ pub struct OrderAccepted {
 
 /// A priced line.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderLineView {
     pub sku: String,
     pub quantity: u32,
@@ -180,6 +184,7 @@ pub struct OrderLineView {
 
 /// A line the saga could not fulfil.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LineRejectionView {
     pub line_index: u32,
     pub sku: String,
@@ -191,6 +196,7 @@ pub struct LineRejectionView {
 
 /// Money totals: `total = subtotal - discount + tax + shipping`.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TotalsView {
     pub subtotal: MoneyDto,
     pub discount: MoneyDto,
@@ -201,6 +207,7 @@ pub struct TotalsView {
 
 /// An order as the order view shows it.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderView {
     pub order_id: String,
     pub user_id: String,
@@ -279,6 +286,7 @@ impl OrderView {
 
 /// A page of the caller's orders, newest first.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderPage {
     pub items: Vec<OrderView>,
     pub next_cursor: Option<String>,
@@ -286,6 +294,7 @@ pub struct OrderPage {
 
 /// Why the customer cancels.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CancelRequest {
     #[oai(validator(max_length = 500))]
     pub reason: String,
@@ -293,6 +302,7 @@ pub struct CancelRequest {
 
 /// Hand-over to a carrier.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ShipRequest {
     #[oai(validator(max_length = 200))]
     pub carrier: String,
@@ -302,6 +312,7 @@ pub struct ShipRequest {
 
 /// A change accepted for an order.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrderChangeAccepted {
     pub order_id: String,
     /// Pass as `?position=` to read the change.
@@ -553,6 +564,8 @@ impl OrdersApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<OrderPageResponse> {
@@ -599,6 +612,7 @@ impl OrdersApi {
         auth: BearerAuth,
         order_id: Path<String>,
         /// Seconds to long-poll; 0 or absent answers at once.
+        #[oai(validator(maximum(value = "30")))]
         wait: Query<Option<u32>>,
         /// The status the client already knows; the long-poll returns once the order leaves it.
         status: Query<Option<OrderStatusDto>>,
@@ -613,7 +627,13 @@ impl OrdersApi {
                 state.config.max_wait_seconds
             )));
         }
-        await_position(&state, &state.topologies.fulfillment, position.0.as_deref()).await?;
+        await_position(
+            &state,
+            &state.topologies.fulfillment,
+            &[ORDER_COMMANDS],
+            position.0.as_deref(),
+        )
+        .await?;
         if wait_seconds == 0 {
             return Ok(OrderResponse::Ok(Json(
                 visible_order(&state, &auth.0, order_id).await?,

@@ -1,0 +1,232 @@
+//! The PostgreSQL and Redis paths against real servers, started by `scripts/services/*` (the
+//! README's test command starts them and exports `ORDERFLOW_TEST_POSTGRES_URL` and
+//! `ORDERFLOW_TEST_REDIS_URL`).
+
+mod support;
+
+use orderflow_ingress_api::rate_limit::Quota;
+use orderflow_ingress_api::shared::SharedState;
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+use support::Harness;
+
+fn service_url(variable: &str, script: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: run ./scripts/test, or export {variable}=$(scripts/services/{script})")
+    })
+}
+
+/// A fresh database on the test server, so runs never see each other's rows.
+async fn fresh_postgres_database() -> String {
+    let url = service_url("ORDERFLOW_TEST_POSTGRES_URL", "postgres");
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    let name = format!("orderflow_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_holds_users_tokens_the_outbox_orders_and_idempotency_keys() {
+    let mut config = support::test_config();
+    config.database_url = fresh_postgres_database().await;
+    let harness = Harness::start_with(config, Default::default()).await;
+    assert_eq!(
+        harness.state.database.dialect(),
+        orderflow_ingress_api::db::Dialect::Postgres
+    );
+    let admin = harness.admin().await;
+    harness.product(&admin, "PG-1", 700, 10).await;
+    let (token, refresh, user_id) = harness.customer("pg@example.com").await;
+    // Duplicate emails are refused by the unique index.
+    harness
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "pg@example.com", "password": "another password", "name": "Dup"}),
+        )
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    // Refresh rotation and reuse detection.
+    let rotated = harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    // An order with its idempotency key, replayed.
+    let lines = json!([{"sku": "PG-1", "quantity": 1}]);
+    let first = harness
+        .place(&token, "pg-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    let replay = harness
+        .place(&token, "pg-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(replay.body, first.body);
+    harness
+        .place(
+            &token,
+            "pg-key",
+            json!([{"sku": "PG-1", "quantity": 3}]),
+            "tok_visa",
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let order_id = first.body["order_id"].as_str().unwrap();
+    assert_eq!(
+        harness.settled(&token, order_id).await["status"],
+        "CONFIRMED"
+    );
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    // A profile change; both user events reach user-events through the outbox.
+    let patched = harness
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"locale": "de-DE"})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let mut relayed = 0;
+    for _ in 0..100 {
+        relayed = count_user_events(&harness, &user_id);
+        if relayed >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(relayed, 2);
+    assert_eq!(
+        harness.get("/health/ready", None).await.status,
+        StatusCode::OK
+    );
+}
+
+fn count_user_events(harness: &Harness, user_id: &str) -> usize {
+    let log = &harness.state.log;
+    let mut count = 0;
+    for partition in 0..log.topic("user-events").unwrap().partitions {
+        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
+            let value: serde_json::Value =
+                serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
+            if value["payload"]["user_id"] == json!(user_id) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_rate_limits_revocations_and_idempotency_keys() {
+    let mut config = support::test_config();
+    config.redis_url = service_url("ORDERFLOW_TEST_REDIS_URL", "redis");
+    config.rate_limits.per_user_per_second = 1;
+    config.rate_limits.per_user_burst = 20;
+    let harness = Harness::start_with(config, Default::default()).await;
+    assert_eq!(harness.state.shared.backend_name(), "redis");
+    let admin = harness.admin().await;
+    harness.product(&admin, "RD-1", 300, 10).await;
+    let (token, _, _) = harness.customer("redis@example.com").await;
+
+    let lines = json!([{"sku": "RD-1", "quantity": 1}]);
+    let first = harness
+        .place(&token, "redis-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!(
+        harness
+            .place(&token, "redis-key", lines.clone(), "tok_visa")
+            .await
+            .body,
+        first.body
+    );
+    harness
+        .place(
+            &token,
+            "redis-key",
+            json!([{"sku": "RD-1", "quantity": 2}]),
+            "tok_visa",
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Logout revokes through Redis.
+    let session = harness
+        .login("redis@example.com", "customer password")
+        .await;
+    let access = session["access_token"].as_str().unwrap();
+    assert_eq!(
+        harness.get("/api/v1/me", Some(access)).await.status,
+        StatusCode::OK
+    );
+    let out = harness
+        .post("/api/v1/auth/logout", Some(access), json!({}))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    harness
+        .get("/api/v1/me", Some(access))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+
+    // The per-user limit runs out in Redis.
+    let mut limited = None;
+    for _ in 0..25 {
+        let reply = harness.get("/api/v1/me", Some(&token)).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(reply);
+            break;
+        }
+    }
+    let limited = limited.expect("the burst of 20 runs out");
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.header("Retry-After").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_rate_limit_through_redis() {
+    let url = service_url("ORDERFLOW_TEST_REDIS_URL", "redis");
+    let first = SharedState::redis(&url).await.unwrap();
+    let second = SharedState::redis(&url).await.unwrap();
+    let key = format!("shared-{}", uuid::Uuid::now_v7());
+    let quota = Quota {
+        per_second: 1,
+        burst: 4,
+    };
+    let now = 1_000_000;
+    for instance in [&first, &second, &first, &second] {
+        assert_eq!(instance.rate_limit(&key, quota, now).await.unwrap(), None);
+    }
+    let retry = second.rate_limit(&key, quota, now).await.unwrap();
+    assert_eq!(
+        retry,
+        Some(1_000_000),
+        "one emission interval, in microseconds"
+    );
+    assert_eq!(
+        first.rate_limit(&key, quota, now + 1_000).await.unwrap(),
+        None
+    );
+    // Revocations too.
+    let jti = uuid::Uuid::now_v7().to_string();
+    first.revoke_token(&jti, now + 60_000, now).await.unwrap();
+    assert!(second.is_revoked(&jti, now).await.unwrap());
+}
