@@ -674,35 +674,18 @@ async fn users_reach_user_events_once_and_profiles_change() {
     assert_eq!(patched.body["channels"]["push"], json!(true));
     // The relay moves both events to user-events, once each.
     for _ in 0..100 {
-        if user_event_types(&harness, &user_id).len() >= 2 {
+        if support::user_event_types(&harness, &user_id).len() >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Past another relay round: nothing is relayed twice.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let found = user_event_types(&harness, &user_id);
+    let found = support::user_event_types(&harness, &user_id);
     assert_eq!(
         found,
         vec!["UserCreated".to_string(), "UserUpdated".to_string()]
     );
-}
-
-fn user_event_types(harness: &Harness, user_id: &str) -> Vec<String> {
-    use orderflow_runtime::LogBackend;
-    let log = &harness.state.log;
-    let mut types = Vec::new();
-    for partition in 0..log.topic("user-events").unwrap().partitions {
-        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
-            let value: serde_json::Value =
-                serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
-            if value["payload"]["user_id"] == json!(user_id) {
-                types.push(value["type"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    let _ = LogBackend::topics(log.as_ref());
-    types
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,7 @@ async fn postgres_holds_users_tokens_the_outbox_orders_and_idempotency_keys() {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     let mut relayed = 0;
     for _ in 0..100 {
-        relayed = count_user_events(&harness, &user_id);
+        relayed = support::user_event_types(&harness, &user_id).len();
         if relayed >= 2 {
             break;
         }
@@ -118,21 +118,6 @@ async fn postgres_holds_users_tokens_the_outbox_orders_and_idempotency_keys() {
         harness.get("/health/ready", None).await.status,
         StatusCode::OK
     );
-}
-
-fn count_user_events(harness: &Harness, user_id: &str) -> usize {
-    let log = &harness.state.log;
-    let mut count = 0;
-    for partition in 0..log.topic("user-events").unwrap().partitions {
-        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
-            let value: serde_json::Value =
-                serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
-            if value["payload"]["user_id"] == json!(user_id) {
-                count += 1;
-            }
-        }
-    }
-    count
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -284,3 +284,19 @@ pub fn order_body(lines: Value, payment: &str) -> Value {
         "payment_method_token": payment,
     })
 }
+
+/// The `type` of every `user-events` record about `user_id`, in log order per partition.
+pub fn user_event_types(harness: &Harness, user_id: &str) -> Vec<String> {
+    let log = &harness.state.log;
+    let mut types = Vec::new();
+    for partition in 0..log.topic("user-events").unwrap().partitions {
+        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
+            let value: serde_json::Value =
+                serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
+            if value["payload"]["user_id"] == json!(user_id) {
+                types.push(value["type"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    types
+}
