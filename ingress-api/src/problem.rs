@@ -193,23 +193,11 @@ impl ApiError {
 
 /// Renders a problem as a complete HTTP response.
 pub fn problem_response(problem: &Problem) -> Response {
-    let body = serde_json::json!({
-        "type": problem.problem_type,
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    });
-    let mut body = body;
-    if let Some(field) = &problem.field {
-        body["field"] = serde_json::Value::String(field.clone());
-    }
-    if let Some(seconds) = problem.retry_after_seconds {
-        body["retry_after_seconds"] = serde_json::Value::from(seconds);
-    }
+    use poem_openapi::types::ToJSON;
     Response::builder()
         .status(StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type(PROBLEM_CONTENT_TYPE)
-        .body(body.to_string())
+        .body(problem.to_json_string())
 }
 
 /// Middleware that turns every error response into problem+json (see the module doc).

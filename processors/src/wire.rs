@@ -32,6 +32,28 @@ impl<T: Message> Codec<Envelope<T>> for EnvelopeCodec<T> {
     }
 }
 
+/// `payload` in a new envelope, as a record for `topic`: keyed by its partition key and placed
+/// on the partition Kafka's default partitioner would choose.
+pub fn keyed_envelope_record<T: Message>(
+    topic: &str,
+    partitions: u32,
+    payload: T,
+    now_ms: i64,
+    correlation: CorrelationId,
+) -> Result<(String, u32, LogRecord), String> {
+    let key = payload.partition_key();
+    let envelope = Envelope::new(
+        payload,
+        Timestamp::from_unix_millis(now_ms),
+        correlation,
+        None,
+        EventId::generate(now_ms),
+    );
+    let record = envelope_serde::<T>().to_log_record(&key, &envelope, now_ms)?;
+    let partition = orderflow_runtime::partitioner::partition_for_key(key.as_bytes(), partitions);
+    Ok((topic.to_string(), partition, record))
+}
+
 /// Keys as strings, values as enveloped JSON of `T`.
 pub fn envelope_serde<T: Message>() -> orderflow_runtime::RecordSerde<String, Envelope<T>> {
     orderflow_runtime::RecordSerde::new(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use orderflow_processors::payment::SimulatedProvider;
-use orderflow_processors::wire::envelope_serde;
+use orderflow_processors::wire::{envelope_serde, keyed_envelope_record};
 use orderflow_runtime::{Clock, LogBackend, LogRecord, MetricsRegistry, RunningApp, SystemClock};
 use orderflow_schemas::address::{CountryCode, ShippingAddress};
 use orderflow_schemas::catalog::{
@@ -23,13 +23,12 @@ use orderflow_schemas::catalog::{
 };
 use orderflow_schemas::codes::Sku;
 use orderflow_schemas::currency::Currency;
-use orderflow_schemas::envelope::{Envelope, Message};
-use orderflow_schemas::ids::{CorrelationId, EventId, OrderId, UserId};
+use orderflow_schemas::envelope::Message;
+use orderflow_schemas::ids::{CorrelationId, OrderId, UserId};
 use orderflow_schemas::messages::catalog_events::{CatalogEvent, Product, ProductUpserted};
 use orderflow_schemas::messages::inventory_commands::{InventoryCommand, Restock};
 use orderflow_schemas::messages::order_commands::{OrderCommand, OrderLine, PlaceOrder};
 use orderflow_schemas::money::Money;
-use orderflow_schemas::time::Timestamp;
 use orderflow_topologies::fulfillment::{self, FulfillmentOptions};
 
 use super::{open_embedded_log, shutdown_on_signal, topic_counts};
@@ -78,28 +77,20 @@ pub struct SagaWorkloadArgs {
     pub threads: Option<usize>,
 }
 
-fn envelope<T: Message>(payload: T, now: i64) -> Envelope<T> {
-    Envelope::new(
-        payload,
-        Timestamp::from_unix_millis(now),
-        CorrelationId::generate(now),
-        None,
-        EventId::generate(now),
-    )
-}
-
 pub fn record<T: Message>(
     topic: &str,
     partitions: u32,
     payload: T,
     now: i64,
 ) -> (String, u32, LogRecord) {
-    let key = payload.partition_key();
-    let record = envelope_serde::<T>()
-        .to_log_record(&key, &envelope(payload, now), now)
-        .expect("envelopes encode");
-    let partition = orderflow_runtime::partitioner::partition_for_key(key.as_bytes(), partitions);
-    (topic.to_string(), partition, record)
+    keyed_envelope_record(
+        topic,
+        partitions,
+        payload,
+        now,
+        CorrelationId::generate(now),
+    )
+    .expect("envelopes encode")
 }
 
 pub fn sku_name(index: u64) -> Sku {

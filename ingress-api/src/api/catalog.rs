@@ -6,8 +6,7 @@ use std::sync::Arc;
 use orderflow_processors::catalog::PRODUCT_STORE;
 use orderflow_schemas::catalog::CATALOG_COMMANDS;
 use orderflow_schemas::codes::{CouponCode, Sku};
-use orderflow_schemas::envelope::Message as _;
-use orderflow_schemas::ids::{CorrelationId, CouponId};
+use orderflow_schemas::ids::CouponId;
 use orderflow_schemas::messages::catalog_commands::{
     CatalogCommand, ChangePrice, CouponKind, Discontinue, UpsertCoupon, UpsertProduct,
 };
@@ -19,8 +18,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::{
-    Accepted, ApiTags, BearerAuth, MoneyDto, await_position, command_record, decode_cursor,
-    encode_cursor, page_size, produce,
+    Accepted, ApiTags, BearerAuth, MoneyDto, await_position, decode_cursor, encode_cursor,
+    page_size, submit_command,
 };
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -213,14 +212,7 @@ async fn submit(
     command: CatalogCommand,
     location: String,
 ) -> ApiResult<AcceptedResponse> {
-    command.validate().map_err(ApiError::invalid)?;
-    let record = command_record(
-        state,
-        CATALOG_COMMANDS,
-        command,
-        CorrelationId::generate(state.now_ms()),
-    )?;
-    let position = produce(state, vec![record]).await?;
+    let position = submit_command(state, CATALOG_COMMANDS, command).await?;
     Ok(AcceptedResponse::Accepted(
         Json(Accepted {
             position: position.token(),

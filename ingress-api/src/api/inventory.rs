@@ -6,8 +6,6 @@ use std::sync::Arc;
 use orderflow_processors::inventory::{STOCK_STORE, StockLevel};
 use orderflow_schemas::catalog::INVENTORY_COMMANDS;
 use orderflow_schemas::codes::Sku;
-use orderflow_schemas::envelope::Message as _;
-use orderflow_schemas::ids::CorrelationId;
 use orderflow_schemas::messages::inventory_commands::{Adjust, InventoryCommand, Restock};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -16,8 +14,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::catalog::{AcceptedResponse, parse_sku};
 use super::{
-    Accepted, ApiTags, BearerAuth, await_position, command_record, decode_cursor, encode_cursor,
-    page_size, produce,
+    Accepted, ApiTags, BearerAuth, await_position, decode_cursor, encode_cursor, page_size,
+    submit_command,
 };
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -103,14 +101,7 @@ async fn submit(
     command: InventoryCommand,
     sku: &Sku,
 ) -> ApiResult<AcceptedResponse> {
-    command.validate().map_err(ApiError::invalid)?;
-    let record = command_record(
-        state,
-        INVENTORY_COMMANDS,
-        command,
-        CorrelationId::generate(state.now_ms()),
-    )?;
-    let position = produce(state, vec![record]).await?;
+    let position = submit_command(state, INVENTORY_COMMANDS, command).await?;
     Ok(AcceptedResponse::Accepted(
         Json(Accepted {
             position: position.token(),

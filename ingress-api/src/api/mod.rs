@@ -12,15 +12,13 @@ pub mod orders;
 
 use std::sync::Arc;
 
-use orderflow_processors::wire::envelope_serde;
+use orderflow_processors::wire::keyed_envelope_record;
 use orderflow_runtime::LogRecord;
-use orderflow_runtime::partitioner::partition_for_key;
 use orderflow_schemas::currency::Currency;
-use orderflow_schemas::envelope::{Envelope, Message};
-use orderflow_schemas::ids::{CorrelationId, EventId, UserId};
+use orderflow_schemas::envelope::Message;
+use orderflow_schemas::ids::{CorrelationId, UserId};
 use orderflow_schemas::messages::user_events::UserRole;
 use orderflow_schemas::money::Money;
-use orderflow_schemas::time::Timestamp;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::{Object, SecurityScheme, Tags};
@@ -178,20 +176,14 @@ pub fn command_record<T: Message>(
     payload: T,
     correlation: CorrelationId,
 ) -> ApiResult<(String, u32, LogRecord)> {
-    let now = state.now_ms();
-    let key = payload.partition_key();
-    let envelope = Envelope::new(
+    keyed_envelope_record(
+        topic,
+        state.partitions(topic),
         payload,
-        Timestamp::from_unix_millis(now),
+        state.now_ms(),
         correlation,
-        None,
-        EventId::generate(now),
-    );
-    let record = envelope_serde::<T>()
-        .to_log_record(&key, &envelope, now)
-        .map_err(|error| ApiError::internal("encoding a command", error))?;
-    let partition = partition_for_key(key.as_bytes(), state.partitions(topic));
-    Ok((topic.to_string(), partition, record))
+    )
+    .map_err(|error| ApiError::internal("encoding a command", error))
 }
 
 /// Appends commands and returns the read-your-writes token of the last one.
@@ -208,6 +200,22 @@ pub async fn produce(
         .into_iter()
         .last()
         .ok_or_else(|| ApiError::internal("producing a command", "no record was produced"))
+}
+
+/// Validates a command, appends it to `topic` and returns where it landed.
+pub async fn submit_command<T: Message>(
+    state: &AppState,
+    topic: &str,
+    command: T,
+) -> ApiResult<crate::platform::Position> {
+    command.validate().map_err(ApiError::invalid)?;
+    let record = command_record(
+        state,
+        topic,
+        command,
+        CorrelationId::generate(state.now_ms()),
+    )?;
+    produce(state, vec![record]).await
 }
 
 /// An accepted command: where it landed, to read one's own write.

@@ -8,7 +8,6 @@ use orderflow_schemas::address::{CountryCode, ShippingAddress};
 use orderflow_schemas::catalog::ORDER_COMMANDS;
 use orderflow_schemas::codes::{CouponCode, Sku};
 use orderflow_schemas::currency::Currency;
-use orderflow_schemas::envelope::Message as _;
 use orderflow_schemas::ids::{CorrelationId, OrderId, UserId};
 use orderflow_schemas::messages::order_commands::{
     CancelOrder, ConfirmDelivery, OrderCommand, OrderLine, PlaceOrder, ShipOrder,
@@ -24,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ApiTags, BearerAuth, MoneyDto, Principal, await_position, command_record, decode_cursor,
-    encode_cursor, page_size, produce,
+    encode_cursor, page_size, produce, submit_command,
 };
 use crate::problem::{ApiError, ApiResult};
 use crate::shared::{IdempotencyBegin, StoredResponse};
@@ -749,14 +748,7 @@ async fn submit(
     order_id: OrderId,
     command: OrderCommand,
 ) -> ApiResult<OrderChangeResponse> {
-    command.validate().map_err(ApiError::invalid)?;
-    let record = command_record(
-        state,
-        ORDER_COMMANDS,
-        command,
-        CorrelationId::generate(state.now_ms()),
-    )?;
-    let position = produce(state, vec![record]).await?;
+    let position = submit_command(state, ORDER_COMMANDS, command).await?;
     Ok(OrderChangeResponse::Accepted(
         Json(OrderChangeAccepted {
             order_id: order_id.to_string(),

@@ -16,13 +16,6 @@ impl Database {
         lease_ms: i64,
         ttl_ms: i64,
     ) -> Result<IdempotencyBegin, DbError> {
-        // Expired records are gone for good, as if never written.
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND expires_at_ms <= $2")
-            .bind(scope)
-            .bind(now_ms)
-            .execute(self.pool())
-            .await
-            .map_err(db_error("expiring an idempotency key"))?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, request_hash, resource_id, lease_until_ms, expires_at_ms) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope) DO NOTHING",
@@ -41,18 +34,43 @@ impl Database {
             });
         }
         let row = sqlx::query(
-            "SELECT request_hash, resource_id, lease_until_ms, response_status, response_body \
-             FROM idempotency_keys WHERE scope = $1",
+            "SELECT request_hash, resource_id, lease_until_ms, response_status, response_body, \
+             expires_at_ms FROM idempotency_keys WHERE scope = $1",
         )
         .bind(scope)
         .fetch_optional(self.pool())
         .await
         .map_err(db_error("reading an idempotency key"))?;
         let Some(row) = row else {
-            // Deleted between the insert and the read: a very old key expiring now.
+            // Abandoned between the insert and the read: its owner gave it up; retry later.
             return Ok(IdempotencyBegin::InProgress);
         };
         let read = || db_error("reading an idempotency key");
+        let expires_at_ms: i64 = row.try_get("expires_at_ms").map_err(read())?;
+        if expires_at_ms <= now_ms {
+            // An expired key is as if never written: the new request takes it afresh.
+            let replaced = sqlx::query(
+                "UPDATE idempotency_keys SET request_hash = $1, resource_id = $2, lease_until_ms = $3, \
+                 response_status = NULL, response_body = NULL, expires_at_ms = $4 \
+                 WHERE scope = $5 AND expires_at_ms = $6",
+            )
+            .bind(request_hash)
+            .bind(resource_id)
+            .bind(now_ms + lease_ms)
+            .bind(now_ms + ttl_ms)
+            .bind(scope)
+            .bind(expires_at_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db_error("renewing an expired idempotency key"))?;
+            return Ok(if replaced.rows_affected() == 1 {
+                IdempotencyBegin::Started {
+                    resource_id: resource_id.to_string(),
+                }
+            } else {
+                IdempotencyBegin::InProgress
+            });
+        }
         let stored_hash: String = row.try_get("request_hash").map_err(read())?;
         if stored_hash != request_hash {
             return Ok(IdempotencyBegin::Mismatch);
