@@ -32,8 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the platform embedded in this process: every topology on one embedded log. Until
-    /// the API lands, it places demo orders through them and reports what happened.
+    /// Runs the whole platform embedded in this process: the HTTP API in front of every
+    /// topology on one embedded log, users in SQLite.
     Serve(commands::platform::ServeArgs),
     /// The counting demo: exactly-once counting with a dead-letter example.
     Demo(commands::demo::DemoArgs),
@@ -51,6 +51,8 @@ enum Command {
     /// The counting workload used by the crash test: produces and counts until done.
     #[command(subcommand)]
     Counter(commands::counter::CounterCommand),
+    /// Places orders over HTTP against a running server and reports throughput and latency.
+    Loadgen(commands::loadgen::LoadgenArgs),
     /// Generated workloads through the real topologies (crash tests, benchmarks).
     #[command(subcommand)]
     Workload(commands::saga::WorkloadCommand),
@@ -83,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => commands::bench::run(&config, &args),
         Command::Counter(command) => commands::counter::run(&config, command),
         Command::Workload(command) => commands::saga::run(&config, command),
+        Command::Loadgen(args) => commands::loadgen::run(&args),
     }
 }
 

@@ -2,11 +2,11 @@
 //! creates the first admin, takes an order from a new customer to CONFIRMED, and stops
 //! gracefully on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod running_server;
 
 use serde_json::{Value, json};
+
+use self::running_server::{ADMIN_EMAIL, RunningServer};
 
 fn call(
     agent: &ureq::Agent,
@@ -48,65 +48,26 @@ fn send(
     }
 }
 
-/// Kills the server if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serve_answers_http_and_an_order_reaches_confirmed() {
-    let directory = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .arg("--data-dir")
-        .arg(directory.path())
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "error")
-        .env("ORDERFLOW_ADMIN_EMAIL", "boss@example.com")
-        .env("ORDERFLOW_ADMIN_PASSWORD", "boss password 1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut child = KillOnDrop(child);
-    let mut base = None;
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            base = Some(rest.split(' ').next().unwrap().to_string());
-            break;
-        }
-    }
-    let base = base.unwrap_or_else(|| panic!("no listen line in:\n{seen}"));
-    assert!(seen.contains("seeded 50 products"), "{seen}");
+    let mut server = RunningServer::start(&["--demo"], &[]);
+    let base = server.base.clone();
     assert!(
-        seen.contains("created the first admin boss@example.com"),
-        "{seen}"
+        server.banner.contains("seeded 50 products"),
+        "{}",
+        server.banner
+    );
+    assert!(
+        server
+            .banner
+            .contains(&format!("created the first admin {ADMIN_EMAIL}")),
+        "{}",
+        server.banner
     );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // The address is printed just before the socket opens: connection errors are retried.
-    let ready = |agent: &ureq::Agent| {
-        let request = ureq::http::Request::builder()
-            .method("GET")
-            .uri(format!("{base}/health/ready"));
-        send(agent, request, None).is_ok_and(|response| response.status().as_u16() == 200)
-    };
-    while !ready(&agent) {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let (status, _) = call(
         &agent,
         "POST",
@@ -168,19 +129,5 @@ fn serve_answers_http_and_an_order_reaches_confirmed() {
     assert!(docs["paths"]["/api/v1/orders"].is_object());
 
     // SIGTERM: a graceful stop.
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "{status:?} {rest:?}");
-    assert!(
-        rest.iter().any(|line| line.contains("stopping")),
-        "{rest:?}"
-    );
+    server.stop_gracefully();
 }

@@ -6,6 +6,7 @@
 // (documented responses cannot be boxed) and only travels on the error path.
 #![allow(clippy::result_large_err)]
 
+pub mod allowed_methods;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;

@@ -5,10 +5,14 @@
 //! come out of poem as plain text; [`ProblemResponses`] rewrites every such response into
 //! `application/problem+json` with the same status, so a client parses one error shape.
 
+use std::sync::Arc;
+
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
+
+use crate::allowed_methods::AllowedMethods;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -201,31 +205,49 @@ pub fn problem_response(problem: &Problem) -> Response {
 }
 
 /// Middleware that turns every error response into problem+json (see the module doc).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProblemResponses;
+#[derive(Debug, Clone, Default)]
+pub struct ProblemResponses {
+    /// For the `Allow` header of a 405.
+    pub allowed_methods: Arc<AllowedMethods>,
+}
 
 impl<E: Endpoint> Middleware<E> for ProblemResponses {
     type Output = ProblemResponsesEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        ProblemResponsesEndpoint { inner }
+        ProblemResponsesEndpoint {
+            inner,
+            allowed_methods: self.allowed_methods.clone(),
+        }
     }
 }
 
 #[derive(Debug)]
 pub struct ProblemResponsesEndpoint<E> {
     inner: E,
+    allowed_methods: Arc<AllowedMethods>,
 }
 
 impl<E: Endpoint> Endpoint for ProblemResponsesEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
+        let path = request.uri().path().to_string();
         let response = match self.inner.call(request).await {
             Ok(output) => output.into_response(),
             Err(error) => error.into_response(),
         };
-        Ok(into_problem(response).await)
+        let mut response = into_problem(response).await;
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && !response.headers().contains_key(poem::http::header::ALLOW)
+            && let Some(allow) = self.allowed_methods.for_path(&path)
+            && let Ok(value) = poem::http::HeaderValue::from_str(&allow)
+        {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, value);
+        }
+        Ok(response)
     }
 }
 

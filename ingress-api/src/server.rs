@@ -10,6 +10,7 @@ use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
+use crate::allowed_methods::AllowedMethods;
 use crate::api::analytics::AnalyticsApi;
 use crate::api::auth::AuthApi;
 use crate::api::catalog::CatalogApi;
@@ -66,6 +67,12 @@ pub fn openapi_document() -> String {
 /// Every route, with the middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api_service();
+    let document: serde_json::Value =
+        serde_json::from_str(&service.spec()).expect("poem-openapi writes valid JSON");
+    let allowed_methods = AllowedMethods::from_openapi(
+        &document,
+        &[("/api-docs", "GET"), ("/swagger-ui.html", "GET")],
+    );
     let spec = service.spec_endpoint();
     let swagger = service.swagger_ui_html();
     let max_body = state.config.max_body_bytes;
@@ -82,7 +89,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             let state = limiter_state.clone();
             async move { guard(&state, max_body, endpoint, request).await }
         })
-        .with(ProblemResponses)
+        .with(ProblemResponses {
+            allowed_methods: Arc::new(allowed_methods),
+        })
         .around(move |endpoint, request| {
             let state = metrics_state.clone();
             async move {

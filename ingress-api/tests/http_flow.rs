@@ -710,3 +710,81 @@ async fn a_user_over_the_rate_limit_gets_429_with_retry_after() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_and_positions_the_api_never_issued_get_422_naming_the_parameter() {
+    let harness = Harness::start().await;
+    let (token, _, _) = harness.customer("tokens@example.com").await;
+    let order_id = uuid::Uuid::now_v7();
+    let checks = [
+        // Not base64url at all, then base64url of something else.
+        ("/api/v1/orders?cursor=%21%21".to_string(), "cursor"),
+        (
+            "/api/v1/orders?cursor=bm90LWFuLW9yZGVyLWlk".to_string(),
+            "cursor",
+        ),
+        (
+            "/api/v1/me/notifications?cursor=c29tZW9uZS1lbHNl".to_string(),
+            "cursor",
+        ),
+        ("/api/v1/products?cursor=%F0%9F%98%80".to_string(), "cursor"),
+        (
+            format!("/api/v1/orders/{order_id}?position=%1F"),
+            "position",
+        ),
+        // Well-formed, but beyond the end of the topic.
+        (
+            format!(
+                "/api/v1/orders/{order_id}?position={}",
+                orderflow_ingress_api::platform::Position {
+                    topic: "order-commands".into(),
+                    partition: 0,
+                    offset: 1_000_000_000,
+                }
+                .token()
+            ),
+            "position",
+        ),
+    ];
+    for (path, parameter) in checks {
+        let response = harness.get(&path, Some(&token)).await;
+        response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            response.body["field"], parameter,
+            "{path}: {}",
+            response.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_or_boolean_where_the_schema_says_string_is_refused() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    for sku in [json!(0), json!(true)] {
+        let response = harness
+            .post(
+                "/api/v1/products",
+                Some(&admin),
+                json!({"sku": sku, "name": "Mug", "category": "kitchen",
+                       "price": {"amount_minor": 100, "currency": "USD"}}),
+            )
+            .await;
+        response.assert_problem(StatusCode::BAD_REQUEST);
+        assert!(
+            response.body["detail"].as_str().unwrap().contains("string"),
+            "{}",
+            response.body
+        );
+    }
+    // The same body with a string SKU is accepted.
+    let accepted = harness
+        .post(
+            "/api/v1/products",
+            Some(&admin),
+            json!({"sku": "MUG-0", "name": "Mug", "category": "kitchen",
+                   "price": {"amount_minor": 100, "currency": "USD"}}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+}

@@ -2,6 +2,7 @@
 //! README's test command starts them and exports `ORDERFLOW_TEST_POSTGRES_URL` and
 //! `ORDERFLOW_TEST_REDIS_URL`).
 
+mod order_writes;
 mod support;
 
 use orderflow_ingress_api::rate_limit::Quota;
@@ -28,6 +29,15 @@ async fn fresh_postgres_database() -> String {
         .unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_each_key_once_and_stores_every_write() {
+    let url = fresh_postgres_database().await;
+    let database = orderflow_ingress_api::db::Database::connect(&url)
+        .await
+        .unwrap();
+    order_writes::concurrent_claims_completions_and_indexes(database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

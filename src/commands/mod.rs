@@ -4,6 +4,7 @@ pub mod bench;
 pub mod counter;
 pub mod demo;
 pub mod dlq;
+pub mod loadgen;
 pub mod platform;
 pub mod saga;
 pub mod topics;

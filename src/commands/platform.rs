@@ -150,12 +150,13 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", api_config.listen))?;
         let address = listener.local_addr().context("reading the listen address")?;
-        drop(listener);
-        let acceptor = poem::listener::TcpListener::bind(address.to_string());
+        // Serve on the socket already bound: no window in which another process takes the port.
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)
+            .context("accepting on the listen socket")?;
         println!("orderflow (embedded): data in {}", config.data_dir.display());
         println!("listening on http://{address} (Swagger UI: http://{address}/swagger-ui.html)");
         let stop_signal = stop.clone();
-        poem::Server::new(acceptor)
+        poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
                 routes(state.clone()),
                 async move {

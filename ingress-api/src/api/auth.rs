@@ -1,5 +1,6 @@
 //! `/api/v1/auth`: register, login, refresh, logout.
 
+use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_schemas::ids::UserId;
@@ -28,27 +29,29 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 pub struct RegisterRequest {
     /// Login and notification address.
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     /// 8 to 128 characters.
     #[oai(validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    pub password: Text,
     /// How to address the user.
     #[oai(validator(max_length = 200))]
-    pub name: String,
+    pub name: Text,
     /// Mobile number in E.164, for SMS notifications.
-    pub phone: Option<String>,
+    #[oai(nullable)]
+    pub phone: Option<Text>,
     /// Preferred language (BCP 47); `en-US` when absent.
-    pub locale: Option<String>,
+    #[oai(nullable)]
+    pub locale: Option<Text>,
 }
 
 impl poem_openapi::types::Example for RegisterRequest {
     fn example() -> Self {
         Self {
-            email: "ada@example.com".to_string(),
-            password: "correct horse battery staple".to_string(),
-            name: "Ada Lovelace".to_string(),
+            email: "ada@example.com".into(),
+            password: "correct horse battery staple".into(),
+            name: "Ada Lovelace".into(),
             phone: None,
-            locale: Some("en-GB".to_string()),
+            locale: Some("en-GB".into()),
         }
     }
 }
@@ -58,16 +61,16 @@ impl poem_openapi::types::Example for RegisterRequest {
 #[oai(example, skip_serializing_if_is_none)]
 pub struct LoginRequest {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     #[oai(validator(max_length = 128))]
-    pub password: String,
+    pub password: Text,
 }
 
 impl poem_openapi::types::Example for LoginRequest {
     fn example() -> Self {
         Self {
-            email: "ada@example.com".to_string(),
-            password: "correct horse battery staple".to_string(),
+            email: "ada@example.com".into(),
+            password: "correct horse battery staple".into(),
         }
     }
 }
@@ -78,7 +81,7 @@ impl poem_openapi::types::Example for LoginRequest {
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh; it can be used once.
     #[oai(validator(max_length = 256))]
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// What logging out ends.
@@ -86,8 +89,8 @@ pub struct RefreshRequest {
 #[oai(skip_serializing_if_is_none)]
 pub struct LogoutRequest {
     /// The session's refresh token; when given, its whole family is revoked too.
-    #[oai(validator(max_length = 256))]
-    pub refresh_token: Option<String>,
+    #[oai(nullable, validator(max_length = 256))]
+    pub refresh_token: Option<Text>,
 }
 
 /// Tokens for a session.
@@ -141,7 +144,9 @@ impl AuthApi {
         body: Json<RegisterRequest>,
     ) -> ApiResult<RegisterResponse> {
         let body = body.0;
-        let locale = body.locale.unwrap_or_else(|| "en-US".to_string());
+        let locale = body
+            .locale
+            .map_or_else(|| "en-US".to_string(), String::from);
         let email = body.email.trim().to_lowercase();
         validate_profile_fields(&email, &body.name, body.phone.as_deref(), &locale)?;
         check_password(&body.password)?;
@@ -150,7 +155,7 @@ impl AuthApi {
             &email,
             &body.password,
             &body.name,
-            body.phone,
+            body.phone.map(String::from),
             &locale,
             UserRole::Customer,
         )

@@ -1,6 +1,7 @@
 //! `/api/v1/products` and `/api/v1/coupons`: administrators change the catalog through
 //! `catalog-commands`; everyone reads the catalog view (the catalog topology's product store).
 
+use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_processors::catalog::PRODUCT_STORE;
@@ -71,30 +72,35 @@ pub struct ProductPage {
 pub struct NewProduct {
     /// Letters, digits, `-`, `_` and `.`, up to 64 characters.
     #[oai(validator(max_length = 64))]
-    pub sku: String,
+    pub sku: Text,
     #[oai(validator(max_length = 200))]
-    pub name: String,
+    pub name: Text,
     #[oai(default, validator(max_length = 5000))]
-    pub description: String,
+    pub description: Text,
     #[oai(validator(max_length = 200))]
-    pub category: String,
+    pub category: Text,
     pub price: MoneyDto,
     /// Whether it can be ordered at once; `true` when absent.
+    #[oai(nullable)]
     pub active: Option<bool>,
     /// Low-stock threshold; 10 when absent.
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "4294967295"))
+    )]
     pub low_stock_threshold: Option<u32>,
 }
 
 impl poem_openapi::types::Example for NewProduct {
     fn example() -> Self {
         Self {
-            sku: "MUG-BLUE".to_string(),
-            name: "Blue mug".to_string(),
-            description: "350 ml, dishwasher safe".to_string(),
-            category: "kitchen".to_string(),
+            sku: "MUG-BLUE".into(),
+            name: "Blue mug".into(),
+            description: "350 ml, dishwasher safe".into(),
+            category: "kitchen".into(),
             price: MoneyDto {
                 amount_minor: 1299,
-                currency: "USD".to_string(),
+                currency: "USD".into(),
             },
             active: Some(true),
             low_stock_threshold: Some(10),
@@ -107,13 +113,14 @@ impl poem_openapi::types::Example for NewProduct {
 #[oai(skip_serializing_if_is_none)]
 pub struct ProductUpdate {
     #[oai(validator(max_length = 200))]
-    pub name: String,
+    pub name: Text,
     #[oai(default, validator(max_length = 5000))]
-    pub description: String,
+    pub description: Text,
     #[oai(validator(max_length = 200))]
-    pub category: String,
+    pub category: Text,
     pub price: MoneyDto,
     pub active: bool,
+    #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
     pub low_stock_threshold: u32,
 }
 
@@ -140,17 +147,22 @@ pub enum CouponKindDto {
 pub struct CouponInput {
     /// What customers type: letters and digits.
     #[oai(validator(max_length = 32))]
-    pub code: String,
+    pub code: Text,
     pub kind: CouponKindDto,
     /// For `percentage`: 1..=10000.
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "10000")))]
     pub basis_points: Option<u32>,
     /// For `fixed`: the amount off.
+    #[oai(nullable)]
     pub amount: Option<MoneyDto>,
     /// Unix milliseconds, inclusive.
+    #[oai(validator(minimum(value = "0"), maximum(value = "253402300799999")))]
     pub valid_from_ms: i64,
     /// Unix milliseconds, exclusive.
+    #[oai(validator(minimum(value = "0"), maximum(value = "253402300799999")))]
     pub valid_until_ms: i64,
     /// Smallest subtotal the coupon applies to.
+    #[oai(nullable)]
     pub minimum_basket: Option<MoneyDto>,
 }
 
@@ -239,8 +251,10 @@ impl CatalogApi {
         /// Only this category.
         category: Query<Option<String>>,
         /// Smallest unit price, in minor units.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
         min_price: Query<Option<i64>>,
         /// Largest unit price, in minor units.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
         max_price: Query<Option<i64>>,
         /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
@@ -347,9 +361,9 @@ impl CatalogApi {
         }
         let command = CatalogCommand::UpsertProduct(UpsertProduct {
             sku: sku.clone(),
-            name: body.name,
-            description: body.description,
-            category: body.category,
+            name: body.name.into(),
+            description: body.description.into(),
+            category: body.category.into(),
             price: body.price.to_money("price")?,
             active: body.active.unwrap_or(true),
             low_stock_threshold: body.low_stock_threshold.unwrap_or(10),
@@ -381,9 +395,9 @@ impl CatalogApi {
         let body = body.0;
         let command = CatalogCommand::UpsertProduct(UpsertProduct {
             sku: sku.clone(),
-            name: body.name,
-            description: body.description,
-            category: body.category,
+            name: body.name.into(),
+            description: body.description.into(),
+            category: body.category.into(),
             price: body.price.to_money("price")?,
             active: body.active,
             low_stock_threshold: body.low_stock_threshold,

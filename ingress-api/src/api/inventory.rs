@@ -1,6 +1,7 @@
 //! `/api/v1/inventory`: administrators restock and adjust through `inventory-commands` and read
 //! the inventory processor's stock store.
 
+use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_processors::inventory::{STOCK_STORE, StockLevel};
@@ -63,7 +64,7 @@ pub struct StockPage {
 #[oai(skip_serializing_if_is_none)]
 pub struct RestockRequest {
     /// Units received; at least 1.
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "4294967295")))]
     pub quantity: u32,
 }
 
@@ -72,10 +73,11 @@ pub struct RestockRequest {
 #[oai(skip_serializing_if_is_none)]
 pub struct AdjustRequest {
     /// Units to add (positive) or remove (negative); never zero.
+    #[oai(validator(minimum(value = "-4294967295"), maximum(value = "4294967295")))]
     pub delta: i64,
     /// Why, for the audit trail.
     #[oai(validator(max_length = 500))]
-    pub reason: String,
+    pub reason: Text,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -223,7 +225,7 @@ impl InventoryApi {
         let command = InventoryCommand::Adjust(Adjust {
             sku: sku.clone(),
             delta: body.0.delta,
-            reason: body.0.reason,
+            reason: body.0.reason.into(),
         });
         submit(&state, command, &sku).await
     }

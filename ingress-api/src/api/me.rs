@@ -1,5 +1,6 @@
 //! `/api/v1/me`: the caller's profile.
 
+use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_schemas::ids::UserId;
@@ -82,17 +83,18 @@ impl From<&UserRecord> for UserProfile {
     }
 }
 
-/// Profile fields to change; absent fields stay as they are.
+/// Profile fields to change; absent (or null) fields stay as they are.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct ProfilePatch {
-    #[oai(validator(max_length = 200))]
-    pub name: Option<String>,
+    #[oai(nullable, validator(max_length = 200))]
+    pub name: Option<Text>,
     /// E.164; an empty string removes the number (and SMS notifications).
-    #[oai(validator(max_length = 20))]
-    pub phone: Option<String>,
-    #[oai(validator(max_length = 35))]
-    pub locale: Option<String>,
+    #[oai(nullable, validator(max_length = 20))]
+    pub phone: Option<Text>,
+    #[oai(nullable, validator(max_length = 35))]
+    pub locale: Option<Text>,
+    #[oai(nullable)]
     pub channels: Option<ChannelsDto>,
 }
 
@@ -175,13 +177,13 @@ impl MeApi {
             updated.name = name.trim().to_string();
         }
         if let Some(phone) = patch.phone {
-            updated.phone = (!phone.is_empty()).then_some(phone);
+            updated.phone = (!phone.is_empty()).then(|| phone.into_string());
             if updated.phone.is_none() {
                 updated.channels.sms = false;
             }
         }
         if let Some(locale) = patch.locale {
-            updated.locale = locale;
+            updated.locale = locale.into_string();
         }
         if let Some(channels) = patch.channels {
             updated.channels = NotificationChannels {

@@ -9,7 +9,9 @@ pub mod me;
 pub mod notifications;
 pub mod operations;
 pub mod orders;
+pub mod text;
 
+use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_processors::wire::keyed_envelope_record;
@@ -132,18 +134,23 @@ async fn check_bearer(request: &Request, bearer: Bearer) -> poem::Result<Princip
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MoneyDto {
-    /// Minor units: 1999 is 19.99 in a two-decimal currency.
+    /// Minor units: 1999 is 19.99 in a two-decimal currency. At most 10^15 either way, so every
+    /// JSON client reads it exactly.
+    #[oai(validator(
+        minimum(value = "-1000000000000000"),
+        maximum(value = "1000000000000000")
+    ))]
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `USD`.
     #[oai(validator(min_length = 3, max_length = 3))]
-    pub currency: String,
+    pub currency: Text,
 }
 
 impl From<&Money> for MoneyDto {
     fn from(money: &Money) -> Self {
         Self {
             amount_minor: money.amount_minor,
-            currency: money.currency.code().to_string(),
+            currency: money.currency.code().into(),
         }
     }
 }
@@ -237,8 +244,12 @@ pub async fn await_position(
     let Some(token) = token else {
         return Ok(());
     };
-    let position = crate::platform::Position::parse_token(token)
-        .ok_or_else(|| ApiError::bad_request("position is not a token this API issued"))?;
+    let position = crate::platform::Position::parse_token(token).ok_or_else(|| {
+        ApiError::unprocessable(
+            Some("position".into()),
+            "position is not a token this API issued",
+        )
+    })?;
     // A position is only meaningful for a view that reads its topic, and only up to what
     // the topic holds; anything else would wait for nothing.
     let issued = topics.contains(&position.topic.as_str())
@@ -248,7 +259,8 @@ pub async fn await_position(
             .offsets(&position.topic, position.partition)
             .is_ok_and(|offsets| position.offset < offsets.end);
     if !issued {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::unprocessable(
+            Some("position".into()),
             "position is not a token this API issued for this resource",
         ));
     }
@@ -287,7 +299,12 @@ pub fn decode_cursor(cursor: Option<&str>) -> ApiResult<Option<Vec<u8>>> {
         .map(|cursor| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(cursor)
-                .map_err(|_| ApiError::bad_request("cursor is not one this API issued"))
+                .map_err(|_| {
+                    ApiError::unprocessable(
+                        Some("cursor".into()),
+                        "cursor is not one this API issued",
+                    )
+                })
         })
         .transpose()
 }

@@ -115,7 +115,10 @@ impl NotificationsApi {
             .as_ref()
             .is_some_and(|cursor| !cursor.starts_with(prefix.as_bytes()))
         {
-            return Err(ApiError::bad_request("cursor is not one this API issued"));
+            return Err(ApiError::unprocessable(
+                Some("cursor".into()),
+                "cursor is not one this API issued",
+            ));
         }
         let entries = state
             .topologies

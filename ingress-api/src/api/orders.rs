@@ -1,5 +1,6 @@
 //! `/api/v1/orders`: place, read (with long-polling), list, cancel, ship and deliver.
 
+use crate::api::text::Text;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,9 +91,9 @@ impl OrderStatusDto {
 #[oai(skip_serializing_if_is_none)]
 pub struct OrderLineInput {
     #[oai(validator(max_length = 64))]
-    pub sku: String,
+    pub sku: Text,
     /// Units; at least 1.
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "4294967295")))]
     pub quantity: u32,
 }
 
@@ -101,20 +102,20 @@ pub struct OrderLineInput {
 #[oai(skip_serializing_if_is_none)]
 pub struct AddressInput {
     #[oai(validator(max_length = 200))]
-    pub name: String,
+    pub name: Text,
     #[oai(validator(max_length = 200))]
-    pub line1: String,
+    pub line1: Text,
+    #[oai(nullable, validator(max_length = 200))]
+    pub line2: Option<Text>,
     #[oai(validator(max_length = 200))]
-    pub line2: Option<String>,
-    #[oai(validator(max_length = 200))]
-    pub city: String,
+    pub city: Text,
     #[oai(validator(max_length = 32))]
-    pub postal_code: String,
+    pub postal_code: Text,
     /// ISO 3166-1 alpha-2, e.g. `US`.
     #[oai(validator(min_length = 2, max_length = 2))]
-    pub country: String,
-    #[oai(validator(max_length = 200))]
-    pub region: Option<String>,
+    pub country: Text,
+    #[oai(nullable, validator(max_length = 200))]
+    pub region: Option<Text>,
 }
 
 /// An order to place. Prices come from the catalog, never from the client; the customer
@@ -127,35 +128,35 @@ pub struct PlaceOrderRequest {
     pub lines: Vec<OrderLineInput>,
     /// ISO 4217; the catalog prices must be in it.
     #[oai(validator(min_length = 3, max_length = 3))]
-    pub currency: String,
-    #[oai(validator(max_length = 32))]
-    pub coupon_code: Option<String>,
+    pub currency: Text,
+    #[oai(nullable, validator(max_length = 32))]
+    pub coupon_code: Option<Text>,
     pub shipping_address: AddressInput,
     /// The payment provider's token for the payment method. With the simulated provider,
     /// `tok_decline` is declined and anything else approved.
     #[oai(validator(max_length = 200))]
-    pub payment_method_token: String,
+    pub payment_method_token: Text,
 }
 
 impl poem_openapi::types::Example for PlaceOrderRequest {
     fn example() -> Self {
         Self {
             lines: vec![OrderLineInput {
-                sku: "MUG-BLUE".to_string(),
+                sku: "MUG-BLUE".into(),
                 quantity: 2,
             }],
-            currency: "USD".to_string(),
+            currency: "USD".into(),
             coupon_code: None,
             shipping_address: AddressInput {
-                name: "Ada Lovelace".to_string(),
-                line1: "12 St James's Square".to_string(),
+                name: "Ada Lovelace".into(),
+                line1: "12 St James's Square".into(),
                 line2: None,
-                city: "London".to_string(),
-                postal_code: "SW1Y 4JH".to_string(),
-                country: "GB".to_string(),
+                city: "London".into(),
+                postal_code: "SW1Y 4JH".into(),
+                country: "GB".into(),
                 region: None,
             },
-            payment_method_token: "tok_visa".to_string(),
+            payment_method_token: "tok_visa".into(),
         }
     }
 }
@@ -296,7 +297,7 @@ pub struct OrderPage {
 #[oai(skip_serializing_if_is_none)]
 pub struct CancelRequest {
     #[oai(validator(max_length = 500))]
-    pub reason: String,
+    pub reason: Text,
 }
 
 /// Hand-over to a carrier.
@@ -304,9 +305,9 @@ pub struct CancelRequest {
 #[oai(skip_serializing_if_is_none)]
 pub struct ShipRequest {
     #[oai(validator(max_length = 200))]
-    pub carrier: String,
+    pub carrier: Text,
     #[oai(validator(max_length = 200))]
-    pub tracking_number: String,
+    pub tracking_number: Text,
 }
 
 /// A change accepted for an order.
@@ -387,16 +388,16 @@ fn to_place_order(
             .transpose()
             .map_err(|error| invalid("coupon_code", error))?,
         shipping_address: ShippingAddress {
-            name: address.name.clone(),
-            line1: address.line1.clone(),
-            line2: address.line2.clone(),
-            city: address.city.clone(),
-            postal_code: address.postal_code.clone(),
+            name: address.name.to_string(),
+            line1: address.line1.to_string(),
+            line2: address.line2.clone().map(String::from),
+            city: address.city.to_string(),
+            postal_code: address.postal_code.to_string(),
             country: CountryCode::parse(&address.country)
                 .map_err(|error| invalid("shipping_address.country", error))?,
-            region: address.region.clone(),
+            region: address.region.clone().map(String::from),
         },
-        payment_method_token: body.payment_method_token.clone(),
+        payment_method_token: body.payment_method_token.to_string(),
     };
     place.validate().map_err(ApiError::invalid)?;
     Ok(place)
@@ -468,7 +469,10 @@ impl OrdersApi {
         auth: BearerAuth,
         /// A client-chosen unique key per order attempt (a UUID is a good choice), 1 to 255
         /// visible ASCII characters.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$")
+        )]
         idempotency_key: Header<String>,
         body: Json<PlaceOrderRequest>,
     ) -> ApiResult<PlaceOrderResponse> {
@@ -574,7 +578,12 @@ impl OrdersApi {
                 String::from_utf8(bytes)
                     .ok()
                     .and_then(|text| text.parse::<OrderId>().ok())
-                    .ok_or_else(|| ApiError::bad_request("cursor is not one this API issued"))
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(
+                            Some("cursor".into()),
+                            "cursor is not one this API issued",
+                        )
+                    })
             })
             .transpose()?;
         let ids = state
@@ -611,7 +620,7 @@ impl OrdersApi {
         auth: BearerAuth,
         order_id: Path<String>,
         /// Seconds to long-poll; 0 or absent answers at once.
-        #[oai(validator(maximum(value = "30")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "30")))]
         wait: Query<Option<u32>>,
         /// The status the client already knows; the long-poll returns once the order leaves it.
         status: Query<Option<OrderStatusDto>>,
@@ -686,7 +695,7 @@ impl OrdersApi {
         let command = OrderCommand::CancelOrder(CancelOrder {
             order_id,
             user_id: owner,
-            reason: body.0.reason,
+            reason: body.0.reason.into(),
         });
         submit(&state, order_id, command).await
     }
@@ -711,8 +720,8 @@ impl OrdersApi {
         }
         let command = OrderCommand::ShipOrder(ShipOrder {
             order_id,
-            carrier: body.0.carrier,
-            tracking_number: body.0.tracking_number,
+            carrier: body.0.carrier.into(),
+            tracking_number: body.0.tracking_number.into(),
         });
         submit(&state, order_id, command).await
     }

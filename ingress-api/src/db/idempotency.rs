@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::write_batcher::Claim;
 use super::{Database, DbError, db_error};
 use crate::shared::{IdempotencyBegin, StoredResponse};
 
@@ -16,19 +17,17 @@ impl Database {
         lease_ms: i64,
         ttl_ms: i64,
     ) -> Result<IdempotencyBegin, DbError> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, request_hash, resource_id, lease_until_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope) DO NOTHING",
-        )
-        .bind(scope)
-        .bind(request_hash)
-        .bind(resource_id)
-        .bind(now_ms + lease_ms)
-        .bind(now_ms + ttl_ms)
-        .execute(self.pool())
-        .await
-        .map_err(db_error("claiming an idempotency key"))?;
-        if inserted.rows_affected() == 1 {
+        let claimed = self
+            .batcher()
+            .claim(Claim {
+                scope: scope.to_string(),
+                request_hash: request_hash.to_string(),
+                resource_id: resource_id.to_string(),
+                lease_until_ms: now_ms + lease_ms,
+                expires_at_ms: now_ms + ttl_ms,
+            })
+            .await?;
+        if claimed {
             return Ok(IdempotencyBegin::Started {
                 resource_id: resource_id.to_string(),
             });
@@ -115,16 +114,13 @@ impl Database {
         scope: &str,
         response: &StoredResponse,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE scope = $3",
-        )
-        .bind(i64::from(response.status))
-        .bind(&response.body)
-        .bind(scope)
-        .execute(self.pool())
-        .await
-        .map_err(db_error("completing an idempotency key"))?;
-        Ok(())
+        self.batcher()
+            .complete(
+                scope.to_string(),
+                i64::from(response.status),
+                response.body.clone(),
+            )
+            .await
     }
 
     /// Gives a claimed key up after a failure that produced nothing, so a retry starts over.

@@ -7,6 +7,7 @@ pub mod outbox;
 pub mod refresh_tokens;
 pub mod user_orders;
 pub mod users;
+pub mod write_batcher;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Row};
@@ -40,6 +41,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
 pub struct Database {
     pool: AnyPool,
     dialect: Dialect,
+    /// Group commit for the order path's writes.
+    batcher: write_batcher::WriteBatcher,
 }
 
 /// A database failure, with what was being done.
@@ -89,13 +92,22 @@ impl Database {
             Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = options.connect(url).await.map_err(connect_error)?;
-        let database = Self { pool, dialect };
+        let batcher = write_batcher::WriteBatcher::start(pool.clone());
+        let database = Self {
+            pool,
+            dialect,
+            batcher,
+        };
         database.migrate().await?;
         Ok(database)
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn batcher(&self) -> &write_batcher::WriteBatcher {
+        &self.batcher
     }
 
     pub fn dialect(&self) -> Dialect {

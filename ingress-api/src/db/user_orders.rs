@@ -14,17 +14,9 @@ impl Database {
         order_id: OrderId,
         now_ms: i64,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO user_orders (user_id, order_id, created_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id, order_id) DO NOTHING",
-        )
-        .bind(user_id.to_string())
-        .bind(order_id.to_string())
-        .bind(now_ms)
-        .execute(self.pool())
-        .await
-        .map_err(db_error("indexing an order under its user"))?;
-        Ok(())
+        self.batcher()
+            .index_order(user_id.to_string(), order_id.to_string(), now_ms)
+            .await
     }
 
     /// Whether `user_id` placed `order_id`.
