@@ -34,6 +34,9 @@ pub enum LogError {
     Locked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The shared fsync of a group of commits failed; every commit of the group fails with it.
+    #[error("syncing a group of commits to disk failed: {reason}")]
+    Sync { reason: String },
 }
 
 /// An error a processor returns for one record: the record goes to the dead-letter topic.

@@ -217,6 +217,13 @@ pub enum InFlight {
     },
 }
 
+/// A commit prepared by [`Task::prepare_commit`], waiting for the log.
+#[derive(Debug)]
+pub struct PreparedCommit {
+    started: Instant,
+    produced: u64,
+}
+
 /// One sub-topology on one partition.
 pub struct Task {
     pub id: TaskId,
@@ -706,8 +713,20 @@ impl Task {
 
     /// Commits outputs, state, timers and input positions in one atomic log transaction.
     pub fn commit(&mut self, log: &dyn LogBackend) -> Result<(), RuntimeError> {
+        if let Some((transaction, prepared)) = self.prepare_commit() {
+            log.commit(transaction)?;
+            self.finish_commit(prepared);
+        }
+        Ok(())
+    }
+
+    /// The first half of a commit: everything since the last commit as one log transaction,
+    /// or `None` when nothing changed. Hand it to [`LogBackend::commit`] (or, with other
+    /// tasks', to [`LogBackend::commit_all`]) and, once it is committed, call
+    /// [`Task::finish_commit`].
+    pub fn prepare_commit(&mut self) -> Option<(LogTransaction, PreparedCommit)> {
         if !self.dirty {
-            return Ok(());
+            return None;
         }
         let started = Instant::now();
         self.core.transaction.write(
@@ -730,20 +749,27 @@ impl Task {
             .collect();
         let outputs = std::mem::take(&mut self.core.outputs);
         let produced = outputs.len() as u64;
-        log.commit(LogTransaction {
+        let transaction = LogTransaction {
             group: self.core.application_id.clone(),
             outputs,
             positions,
             state,
-        })?;
+        };
+        Some((transaction, PreparedCommit { started, produced }))
+    }
+
+    /// The second half of a commit, once the log has committed the prepared transaction.
+    pub fn finish_commit(&mut self, prepared: PreparedCommit) {
         self.dirty = false;
         self.uncommitted_records = 0;
         self.last_commit_ms = self.core.clock.now_ms();
         self.metrics
             .records_out
-            .fetch_add(produced, Ordering::Relaxed);
+            .fetch_add(prepared.produced, Ordering::Relaxed);
         self.metrics.commits.fetch_add(1, Ordering::Relaxed);
-        self.metrics.commit_latency.record(started.elapsed());
+        self.metrics
+            .commit_latency
+            .record(prepared.started.elapsed());
         let mut store_keys = self
             .metrics
             .store_keys
@@ -755,7 +781,6 @@ impl Task {
                 self.core.transaction.approximate_len(handle.space),
             );
         }
-        Ok(())
     }
 
     /// Drops everything since the last commit (a simulated crash, or a failed task).

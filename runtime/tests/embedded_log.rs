@@ -213,3 +213,53 @@ fn concurrent_commits_to_one_partition_get_distinct_contiguous_offsets() {
     assert_eq!(offsets, (0..2_000).collect::<Vec<u64>>());
     assert_eq!(log.offsets("shared", 0).unwrap().end, 2_000);
 }
+
+#[test]
+fn a_group_of_commits_lands_each_atomically_and_a_bad_one_fails_alone() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("in", 1)).unwrap();
+        log.create_topic(&TopicSpec::new("out", 2)).unwrap();
+        let transaction = |group: &str, partition: u32, position: u64| LogTransaction {
+            group: group.into(),
+            outputs: vec![
+                ("out".into(), partition, record(group, Some("x"), 1)),
+                ("out".into(), partition, record(group, Some("y"), 2)),
+            ],
+            positions: vec![("in".into(), 0, position)],
+            state: WriteBatch::new(),
+        };
+        let mut bad = transaction("bad", 0, 9);
+        bad.outputs
+            .push(("missing".into(), 0, record("z", None, 3)));
+        let results = log.commit_all(vec![
+            transaction("first", 0, 3),
+            bad,
+            transaction("second", 1, 5),
+        ]);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(LogError::UnknownTopic { topic }) if topic == "missing"),
+            "{results:?}"
+        );
+        // Visible at once after the group returns.
+        assert_eq!(log.offsets("out", 0).unwrap().end, 2);
+        assert_eq!(log.offsets("out", 1).unwrap().end, 2);
+    }
+    // And durable: the outputs and positions of the good commits survive a reopen; nothing
+    // of the bad one does.
+    let log = open(directory.path());
+    assert_eq!(log.committed_position("first", "in", 0).unwrap(), Some(3));
+    assert_eq!(log.committed_position("second", "in", 0).unwrap(), Some(5));
+    assert_eq!(log.committed_position("bad", "in", 0).unwrap(), None);
+    let keys = |partition| -> Vec<Vec<u8>> {
+        log.fetch("out", partition, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|fetched| fetched.record.key.unwrap())
+            .collect()
+    };
+    assert_eq!(keys(0), vec![b"first".to_vec(), b"first".to_vec()]);
+    assert_eq!(keys(1), vec![b"second".to_vec(), b"second".to_vec()]);
+}

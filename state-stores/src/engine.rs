@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::{Durability, StorageConfig};
 use crate::error::StoreError;
+use crate::group_sync::GroupSync;
 
 /// Called for each entry of a scan, in key order; `Break` stops the scan.
 pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
@@ -91,6 +92,7 @@ enum EngineInner {
         database: fjall::Database,
         path: PathBuf,
         memtable_bytes: u64,
+        group_sync: Arc<GroupSync>,
     },
     Memory(Arc<RwLock<MemorySpaces>>),
 }
@@ -130,6 +132,7 @@ impl StorageEngine {
                 database,
                 path: path.to_path_buf(),
                 memtable_bytes: config.memtable_mib.max(1) * 1024 * 1024,
+                group_sync: Arc::default(),
             },
         })
     }
@@ -343,11 +346,15 @@ impl StorageEngine {
         }
         let writes = batch.writes.len();
         match &self.inner {
-            EngineInner::Fjall { database, .. } => {
-                let mut fjall_batch = database.batch().durability(Some(match durability {
-                    Durability::Buffered => fjall::PersistMode::Buffer,
-                    Durability::Fsync => fjall::PersistMode::SyncData,
-                }));
+            EngineInner::Fjall {
+                database,
+                group_sync,
+                ..
+            } => {
+                // Into the OS buffer here; the fsync, if asked for, is shared (group_sync).
+                let mut fjall_batch = database
+                    .batch()
+                    .durability(Some(fjall::PersistMode::Buffer));
                 for (space, key, value) in batch.writes {
                     let SpaceHandle::Fjall(keyspace) = &space.handle else {
                         unreachable_mix()
@@ -359,7 +366,13 @@ impl StorageEngine {
                 }
                 fjall_batch
                     .commit()
-                    .map_err(|source| StoreError::Commit { writes, source })
+                    .map_err(|source| StoreError::Commit { writes, source })?;
+                match durability {
+                    Durability::Buffered => Ok(()),
+                    Durability::Fsync => group_sync
+                        .wait_durable(|| database.persist(fjall::PersistMode::SyncData))
+                        .map_err(|source| StoreError::Commit { writes, source }),
+                }
             }
             EngineInner::Memory(spaces) => {
                 let mut spaces = spaces.write().expect("memory engine lock poisoned");
@@ -376,6 +389,22 @@ impl StorageEngine {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Makes every batch committed so far durable, sharing the fsync with concurrent callers
+    /// (see [`crate::group_sync`]). `commit(batch, Buffered)` then `sync()` is
+    /// `commit(batch, Fsync)`; a caller with several batches pays one sync for all.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            EngineInner::Fjall {
+                database,
+                group_sync,
+                ..
+            } => group_sync
+                .wait_durable(|| database.persist(fjall::PersistMode::SyncData))
+                .map_err(|source| StoreError::Commit { writes: 0, source }),
+            EngineInner::Memory(_) => Ok(()),
         }
     }
 

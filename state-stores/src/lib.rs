@@ -4,6 +4,7 @@
 //! - [`transaction`]: a task's uncommitted writes, read-your-writes, with record savepoints;
 //! - [`key_value`] and [`window`]: the typed store traits processors use;
 //! - [`checkpoint`]: input positions committed with the state they produced;
+//! - [`group_sync`]: group commit, one fsync for many concurrent commits;
 //! - [`codec`]: order-preserving key codecs and value codecs.
 
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod group_sync;
 pub mod key_value;
 pub mod transaction;
 pub mod window;

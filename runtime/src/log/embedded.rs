@@ -74,18 +74,18 @@ struct Notifier {
     changed: Condvar,
 }
 
-struct RangeCompletion<'a> {
-    topics: &'a Mutex<HashMap<String, TopicEntry>>,
-    reservations: &'a [(String, u32, u64, u64)],
+struct RangeCompletion {
+    topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
+    reservations: Vec<(String, u32, u64, u64)>,
 }
 
-impl Drop for RangeCompletion<'_> {
+impl Drop for RangeCompletion {
     fn drop(&mut self) {
         let mut topics = match self.topics.lock() {
             Ok(topics) => topics,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for (topic, partition, start, _) in self.reservations {
+        for (topic, partition, start, _) in &self.reservations {
             if let Some(entry) = topics.get_mut(topic.as_str()) {
                 entry.complete(*partition as usize, *start);
             }
@@ -241,8 +241,27 @@ impl EmbeddedLog {
     fn append_atomically(
         &self,
         outputs: Vec<(String, u32, LogRecord)>,
-        mut batch: WriteBatch,
+        batch: WriteBatch,
     ) -> Result<Vec<u64>, LogError> {
+        let produced = !outputs.is_empty();
+        let (assigned, completion, written) = self.write_reserved(outputs, batch, self.durability);
+        drop(completion);
+        written?;
+        if produced {
+            self.notify();
+        }
+        Ok(assigned)
+    }
+
+    /// Reserves offsets for `outputs` and writes them with `batch` at `durability`. The
+    /// reserved ranges complete (and the high watermarks move) when the returned completion
+    /// is dropped: after the write, or, for a group of commits, after their shared sync.
+    fn write_reserved(
+        &self,
+        outputs: Vec<(String, u32, LogRecord)>,
+        mut batch: WriteBatch,
+        durability: Durability,
+    ) -> (Vec<u64>, RangeCompletion, Result<(), LogError>) {
         let mut offsets = Vec::with_capacity(outputs.len());
         // (topic, partition) -> (first reserved offset, records), in first-seen order.
         let mut reservations: Vec<(String, u32, u64, u64)> = Vec::new();
@@ -255,8 +274,21 @@ impl EmbeddedLog {
                     .get(topic.as_str())
                     .ok_or_else(|| LogError::UnknownTopic {
                         topic: topic.clone(),
-                    })?;
-                Self::check_partition(entry, *partition)?;
+                    });
+                let checked = entry.and_then(|entry| {
+                    Self::check_partition(entry, *partition)?;
+                    Ok(entry)
+                });
+                let entry = match checked {
+                    Ok(entry) => entry,
+                    Err(error) => {
+                        let nothing = RangeCompletion {
+                            topics: self.topics.clone(),
+                            reservations: Vec::new(),
+                        };
+                        return (Vec::new(), nothing, Err(error));
+                    }
+                };
                 let next_index = counts.len();
                 let index = *counts
                     .entry((topic.as_str(), *partition))
@@ -297,16 +329,14 @@ impl EmbeddedLog {
         // Completes the reserved ranges however this ends, a panic included, so a partition's
         // high watermark can never stall behind a range nobody will complete.
         let completion = RangeCompletion {
-            topics: &self.topics,
-            reservations: &reservations,
+            topics: self.topics.clone(),
+            reservations,
         };
-        let result = self.engine.commit(batch, self.durability);
-        drop(completion);
-        result?;
-        if !outputs.is_empty() {
-            self.notify();
-        }
-        Ok(assigned)
+        let written = self
+            .engine
+            .commit(batch, durability)
+            .map_err(LogError::from);
+        (assigned, completion, written)
     }
 
     /// Applies retention (delete policy) and compaction (compact policy) to every topic.
@@ -612,18 +642,47 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn commit(&self, transaction: LogTransaction) -> Result<(), LogError> {
-        let LogTransaction {
-            group,
-            outputs,
-            positions,
-            mut state,
-        } = transaction;
-        for (topic, partition, next_offset) in &positions {
-            self.checkpoints
-                .write(&mut state, &group, topic, *partition, *next_offset);
+        self.commit_all(vec![transaction])
+            .pop()
+            .expect("one result per transaction")
+    }
+
+    fn commit_all(&self, transactions: Vec<LogTransaction>) -> Vec<Result<(), LogError>> {
+        let mut completions = Vec::with_capacity(transactions.len());
+        let mut results = Vec::with_capacity(transactions.len());
+        let mut produced = false;
+        for transaction in transactions {
+            let LogTransaction {
+                group,
+                outputs,
+                positions,
+                mut state,
+            } = transaction;
+            for (topic, partition, next_offset) in &positions {
+                self.checkpoints
+                    .write(&mut state, &group, topic, *partition, *next_offset);
+            }
+            produced |= !outputs.is_empty();
+            // Written, not yet synced: the ranges stay incomplete (invisible) until the sync.
+            let (_, completion, written) =
+                self.write_reserved(outputs, state, Durability::Buffered);
+            completions.push(completion);
+            results.push(written);
         }
-        self.append_atomically(outputs, state)?;
-        Ok(())
+        let needs_sync = self.durability == Durability::Fsync && results.iter().any(Result::is_ok);
+        if let Some(error) = needs_sync.then(|| self.engine.sync().err()).flatten() {
+            let reason = error.to_string();
+            for result in results.iter_mut().filter(|result| result.is_ok()) {
+                *result = Err(LogError::Sync {
+                    reason: reason.clone(),
+                });
+            }
+        }
+        drop(completions);
+        if produced {
+            self.notify();
+        }
+        results
     }
 
     fn committed_position(

@@ -17,20 +17,20 @@ const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"];
 /// The x axis runs to 99.999%: 5 "nines".
 const NINES: f64 = 5.0;
 
-/// A rounded axis maximum at or above `value` (1, 2 or 5 times a power of ten).
+/// A rounded axis maximum at or above `value` (1, 1.5, 2, 3, 5 or 7.5 times a power of ten).
 fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 1.0;
     }
     let magnitude = 10f64.powf(value.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0]
         .into_iter()
         .map(|step| step * magnitude)
         .find(|candidate| *candidate >= value)
         .unwrap_or(10.0 * magnitude)
 }
 
-/// One panel: frame, title, axis labels, y grid; returns the plot area's origin and size.
+/// Draws one panel: frame, title, axis labels and the y grid.
 fn frame(svg: &mut String, left: f64, title: &str, x_label: &str, y_label: &str, y_max: f64) {
     let (x0, y0) = (left + MARGIN_LEFT, MARGIN_TOP);
     let (width, height) = (
@@ -227,7 +227,8 @@ mod tests {
         assert_eq!(nice_ceiling(3.2), 5.0);
         assert_eq!(nice_ceiling(17.0), 20.0);
         assert_eq!(nice_ceiling(100.0), 100.0);
-        assert_eq!(nice_ceiling(101.0), 200.0);
+        assert_eq!(nice_ceiling(101.0), 150.0);
+        assert_eq!(nice_ceiling(2_001.0), 3_000.0);
     }
 
     #[test]
@@ -249,16 +250,31 @@ mod tests {
         assert!(svg.contains("POST → CONFIRMED"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
         // Every plotted point lies inside the drawing.
+        let mut highest = Vec::new();
         for points in svg.split(r#"points=""#).skip(1) {
             let points = points.split('"').next().unwrap();
+            let mut top = f64::MAX;
             for point in points.split_whitespace() {
                 let (x, y) = point.split_once(',').unwrap();
                 let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
                 assert!((0.0..=PANEL_WIDTH * 2.0).contains(&x), "{point}");
                 assert!((0.0..=PANEL_HEIGHT).contains(&y), "{point}");
+                top = top.min(y);
             }
+            highest.push(top);
         }
-        // The slow series reaches the top of the latency panel (its max sets the axis).
-        assert!(svg.contains(&format!(",{MARGIN_TOP:.1}")));
+        // Ten times slower reaches ten times higher (SVG y grows downward), and its maximum
+        // lies in the upper half of the panel the axis was sized for.
+        let bottom = PANEL_HEIGHT - MARGIN_BOTTOM;
+        assert!(highest[1] < highest[0], "{highest:?}");
+        let (fast_height, slow_height) = (bottom - highest[0], bottom - highest[1]);
+        assert!(
+            (slow_height / fast_height - 10.0).abs() < 0.5,
+            "{highest:?}"
+        );
+        assert!(
+            highest[1] < MARGIN_TOP + (bottom - MARGIN_TOP) / 2.0,
+            "{highest:?}"
+        );
     }
 }
