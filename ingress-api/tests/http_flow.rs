@@ -54,10 +54,21 @@ async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
     let listed = harness.get("/api/v1/orders", Some(&token)).await;
     assert_eq!(listed.body["items"][0]["order_id"], json!(order_id));
 
-    let stock = harness
+    // The reservation is committed after the order is confirmed (the saga's Commit reaches
+    // the inventory task in a later hop), so the stock view gets there shortly after.
+    let mut stock = harness
         .get("/api/v1/inventory/MUG-BLUE", Some(&admin))
         .await;
-    assert_eq!(stock.body["committed"], json!(2));
+    for _ in 0..100 {
+        if stock.body["committed"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stock = harness
+            .get("/api/v1/inventory/MUG-BLUE", Some(&admin))
+            .await;
+    }
+    assert_eq!(stock.body["committed"], json!(2), "{}", stock.body);
     assert_eq!(stock.body["available"], json!(8));
 
     // Ship and deliver (admin), then the order is terminal.

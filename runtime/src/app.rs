@@ -384,7 +384,22 @@ impl StreamThread {
                     Err(payload) => self.restart_after_panic(slot, payload.as_ref(), now_ms),
                 }
             }
-            self.commit_round(&mut slots, due)?;
+            // A panic while committing fails the tasks of the round, not the thread: they reopen
+            // from their last commit, as after a panic in a processor.
+            let committing: Vec<usize> = due.iter().map(|(index, _)| *index).collect();
+            let committed =
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.commit_round(&mut slots, due)));
+            match committed {
+                Ok(result) => result?,
+                Err(payload) => {
+                    let now_ms = self.clock.now_ms();
+                    for index in committing {
+                        if slots[index].task.is_some() {
+                            self.restart_after_panic(&mut slots[index], payload.as_ref(), now_ms);
+                        }
+                    }
+                }
+            }
             if handled == 0 {
                 self.log.wait_for_records(generation, idle_wait);
             }

@@ -1,11 +1,11 @@
 //! Group commit: many commits, one fsync.
 //!
 //! fjall fsyncs a batch while holding its journal lock, so with `PersistMode::SyncData` on every
-//! batch, commits from all threads queue behind one fsync each: on a virtual disk where an
-//! fsync takes 2–5 ms, a few hundred commits a second saturate the disk, and every stream hop
-//! and every API write waits in that queue. The engine therefore writes each batch to the
-//! journal without syncing it and then waits here until *some* fsync that began after the
-//! write has finished.
+//! batch, commits from all threads queue behind one fsync each, and every stream hop and every
+//! API write waits in that queue. The engine therefore writes each batch to the journal without
+//! syncing it and then waits here until *some* fsync that began after the write has finished.
+//! (The sync itself, `Database::persist`, still holds fjall's journal lock while it runs; what
+//! changes is that one sync serves a whole group of commits instead of one each.)
 //!
 //! The protocol: a committer takes a ticket after its batch is in the journal. If no sync is
 //! running, it becomes the leader: it notes the newest ticket issued so far, syncs (which
@@ -15,9 +15,12 @@
 //! fsync therefore covers every commit that arrived during the previous one; alone, a commit
 //! pays exactly one fsync, as before.
 //!
-//! What callers see does not change: `commit` returns only once the batch is durable. (The
-//! embedded log moves a partition's high watermark after `commit` returns, so consumers still
-//! never read a record that is not on disk.)
+//! `commit` still returns only once the batch is durable, and the embedded log moves a
+//! partition's high watermark only after that, so consumers of the log never read a record that
+//! is not on disk. What does change: fjall applies a batch to its memtables when it is written,
+//! before the shared sync, so a *direct* read of a store (an interactive query through
+//! `runtime::query::StoreReader`) can see state up to one sync before it is durable. After a
+//! power loss such state is recomputed from the durable inputs that produced it.
 
 use std::sync::{Condvar, Mutex};
 
@@ -59,15 +62,41 @@ impl GroupSync {
             state.leader_active = true;
             let covers = state.issued;
             drop(state);
+            // Hands leadership back even if `sync` panics, so no waiter sleeps forever.
+            let mut round = RoundEnd {
+                group: self,
+                covered: None,
+            };
             let result = sync();
-            state = self.state.lock().expect("group sync lock poisoned");
-            state.leader_active = false;
             if result.is_ok() {
-                state.synced_through = state.synced_through.max(covers);
+                round.covered = Some(covers);
             }
-            self.round_finished.notify_all();
+            drop(round);
             result?;
+            state = self.state.lock().expect("group sync lock poisoned");
         }
+    }
+}
+
+/// Ends a leader's round: records what the sync covered (nothing if it failed or panicked),
+/// clears the leader flag and wakes the waiters; one of them leads the next round if its ticket
+/// is still not covered.
+struct RoundEnd<'a> {
+    group: &'a GroupSync,
+    covered: Option<u64>,
+}
+
+impl Drop for RoundEnd<'_> {
+    fn drop(&mut self) {
+        let mut state = match self.group.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(covered) = self.covered {
+            state.synced_through = state.synced_through.max(covered);
+        }
+        state.leader_active = false;
+        self.group.round_finished.notify_all();
     }
 }
 
@@ -138,6 +167,20 @@ mod tests {
             group.wait_durable(|| disk.sync()).unwrap();
             assert_eq!(disk.syncs.load(Ordering::SeqCst), expected);
         }
+    }
+
+    #[test]
+    fn a_leader_that_panics_hands_the_round_to_the_next_committer() {
+        let group = Arc::new(GroupSync::default());
+        let panicking = {
+            let group = group.clone();
+            std::thread::spawn(move || {
+                let _ = group.wait_durable(|| -> Result<(), String> { panic!("fsync panicked") });
+            })
+        };
+        assert!(panicking.join().is_err());
+        // Without the hand-back this would wait for a leader that is gone.
+        group.wait_durable(|| Ok::<(), String>(())).unwrap();
     }
 
     #[test]

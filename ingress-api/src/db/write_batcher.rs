@@ -171,19 +171,20 @@ async fn commit(pool: &AnyPool, batch: Vec<Write>) {
             }
         }
         Err(error) => {
-            // sqlx errors do not clone; each caller gets the message.
-            let failed = || DbError {
-                what: error.what,
-                source: sqlx::Error::Protocol(error.source.to_string()),
-            };
-            for (_, reply) in fresh {
-                let _ = reply.send(Err(failed()));
+            // The batch failed as a whole (one bad row, a busy database): one caller's problem
+            // must not fail a hundred others, so each write is retried on its own and answered
+            // with its own outcome.
+            tracing::warn!(%error, writes = fresh.len() + indexes.len() + completions.len(),
+                "a batch of order writes failed; retrying each write alone");
+            for (claim, reply) in fresh {
+                let inserted = write_all(pool, &[&claim], &[], &[]).await;
+                let _ = reply.send(inserted.map(|inserted| inserted.contains(&claim.scope)));
             }
-            for (_, reply) in indexes {
-                let _ = reply.send(Err(failed()));
+            for (row, reply) in indexes {
+                let _ = reply.send(write_all(pool, &[], &[&row], &[]).await.map(drop));
             }
-            for (_, reply) in completions {
-                let _ = reply.send(Err(failed()));
+            for (row, reply) in completions {
+                let _ = reply.send(write_all(pool, &[], &[], &[&row]).await.map(drop));
             }
         }
     }

@@ -79,6 +79,15 @@ struct RangeCompletion {
     reservations: Vec<(String, u32, u64, u64)>,
 }
 
+impl RangeCompletion {
+    /// Leaves the ranges incomplete for good: their records were written but could not be made
+    /// durable, so the partitions' high watermarks stop below them rather than expose them.
+    /// (fjall treats a failed sync as fatal; the log refuses further writes.)
+    fn abandon(mut self) {
+        self.reservations.clear();
+    }
+}
+
 impl Drop for RangeCompletion {
     fn drop(&mut self) {
         let mut topics = match self.topics.lock() {
@@ -672,10 +681,13 @@ impl LogBackend for EmbeddedLog {
         let needs_sync = self.durability == Durability::Fsync && results.iter().any(Result::is_ok);
         if let Some(error) = needs_sync.then(|| self.engine.sync().err()).flatten() {
             let reason = error.to_string();
-            for result in results.iter_mut().filter(|result| result.is_ok()) {
-                *result = Err(LogError::Sync {
-                    reason: reason.clone(),
-                });
+            for (result, completion) in results.iter_mut().zip(completions.drain(..)) {
+                if result.is_ok() {
+                    completion.abandon();
+                    *result = Err(LogError::Sync {
+                        reason: reason.clone(),
+                    });
+                }
             }
         }
         drop(completions);
