@@ -127,6 +127,11 @@ fn serve_answers_http_and_an_order_reaches_confirmed() {
     let (status, docs) = call(&agent, "GET", &format!("{base}/api-docs"), None, None, &[]);
     assert_eq!(status, 200);
     assert!(docs["paths"]["/api/v1/orders"].is_object());
+    // Served with its links, like the committed document.
+    assert_eq!(
+        docs["paths"]["/api/v1/orders"]["post"]["responses"]["202"]["links"]["getOrder"]["operationId"],
+        "getOrder"
+    );
 
     // SIGTERM: a graceful stop.
     server.stop_gracefully();

@@ -59,21 +59,31 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The OpenAPI document as JSON (what `/api-docs` serves and `openapi.json` holds).
+/// The OpenAPI document as JSON (what `/api-docs` serves and `openapi.json` holds): what
+/// poem-openapi generates, plus the links between operations (`openapi_links`).
 pub fn openapi_document() -> String {
-    api_service().spec()
+    let mut document: serde_json::Value =
+        serde_json::from_str(&api_service().spec()).expect("poem-openapi writes valid JSON");
+    crate::openapi_links::add_links(&mut document);
+    serde_json::to_string_pretty(&document).expect("a JSON value serializes")
 }
 
 /// Every route, with the middleware.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let service = api_service();
+    let spec_text = openapi_document();
     let document: serde_json::Value =
-        serde_json::from_str(&service.spec()).expect("poem-openapi writes valid JSON");
+        serde_json::from_str(&spec_text).expect("the document is valid JSON");
     let allowed_methods = AllowedMethods::from_openapi(
         &document,
         &[("/api-docs", "GET"), ("/swagger-ui.html", "GET")],
     );
-    let spec = service.spec_endpoint();
+    // The document with its links; poem-openapi's own spec endpoint would serve it without.
+    let spec = make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec_text.clone())
+    });
     let swagger = service.swagger_ui_html();
     let max_body = state.config.max_body_bytes;
     let limiter_state = state.clone();

@@ -70,3 +70,47 @@ fn every_operation_is_documented_with_security_errors_and_an_id() {
     assert!(operations >= 25, "{operations} operations");
     assert!(document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer");
 }
+
+#[test]
+fn links_carry_ids_from_one_operation_to_the_next() {
+    let document: Value = serde_json::from_str(&orderflow_ingress_api::openapi_document()).unwrap();
+    let mut operation_ids = std::collections::HashSet::new();
+    let mut links = Vec::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            operation_ids.insert(operation["operationId"].as_str().unwrap().to_string());
+            for response in operation["responses"].as_object().unwrap().values() {
+                if let Some(found) = response["links"].as_object() {
+                    links.extend(found.values().cloned());
+                }
+            }
+        }
+    }
+    for link in &links {
+        let target = link["operationId"].as_str().unwrap();
+        assert!(
+            operation_ids.contains(target),
+            "a link to {target}, which does not exist"
+        );
+        for expression in link["parameters"].as_object().unwrap().values() {
+            let expression = expression.as_str().unwrap();
+            assert!(
+                expression.starts_with("$response.body#/")
+                    || expression.starts_with("$request.body#/"),
+                "{expression}"
+            );
+        }
+    }
+    let placed = &document["paths"]["/api/v1/orders"]["post"]["responses"]["202"]["links"];
+    for target in ["getOrder", "cancelOrder", "shipOrder", "deliverOrder"] {
+        assert_eq!(
+            placed[target]["parameters"]["order_id"], "$response.body#/order_id",
+            "{placed}"
+        );
+    }
+    let created = &document["paths"]["/api/v1/products"]["post"]["responses"]["202"]["links"];
+    assert_eq!(
+        created["getStock"]["parameters"]["sku"],
+        "$request.body#/sku"
+    );
+}
