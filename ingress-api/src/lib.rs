@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod openapi_formats;
 pub mod openapi_links;
 pub mod platform;
 pub mod problem;

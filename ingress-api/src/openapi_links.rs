@@ -6,43 +6,49 @@
 
 use serde_json::{Value, json};
 
-/// (source operation, its status, link targets, the target's parameter, where the value is).
-const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
+/// Parameters of a link: (the target's parameter, where its value comes from).
+type Parameters = &'static [(&'static str, &'static str)];
+
+/// (source operation, its status, link targets, their parameters).
+const LINKS: &[(&str, &str, &[&str], Parameters)] = &[
     (
         "placeOrder",
         "202",
         &["getOrder", "cancelOrder", "shipOrder", "deliverOrder"],
-        "order_id",
-        "$response.body#/order_id",
+        &[("order_id", "$response.body#/order_id")],
     ),
     (
         "listOrders",
         "200",
         &["getOrder", "cancelOrder"],
-        "order_id",
-        "$response.body#/items/0/order_id",
+        &[("order_id", "$response.body#/items/0/order_id")],
     ),
     (
         "createProduct",
         "202",
+        // The creation's position token, so the next call sees the product.
         &[
             "getProduct",
             "updateProduct",
             "repriceProduct",
             "discontinueProduct",
-            "getStock",
-            "restock",
-            "adjustStock",
         ],
-        "sku",
-        "$request.body#/sku",
+        &[
+            ("sku", "$request.body#/sku"),
+            ("position", "$response.body#/position"),
+        ],
+    ),
+    (
+        "createProduct",
+        "202",
+        &["getStock", "restock", "adjustStock"],
+        &[("sku", "$request.body#/sku")],
     ),
     (
         "listProducts",
         "200",
         &["getProduct", "getStock", "restock"],
-        "sku",
-        "$response.body#/items/0/sku",
+        &[("sku", "$response.body#/items/0/sku")],
     ),
 ];
 
@@ -50,7 +56,7 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
 /// operation or response named there does not exist: the document and this table change
 /// together, and the document test generates the document.
 pub fn add_links(document: &mut Value) {
-    for (_, _, targets, _, _) in LINKS {
+    for (_, _, targets, _) in LINKS {
         for target in *targets {
             assert!(
                 operation_mut(document, target).is_some(),
@@ -58,7 +64,7 @@ pub fn add_links(document: &mut Value) {
             );
         }
     }
-    for (source, status, targets, parameter, value) in LINKS {
+    for (source, status, targets, parameters) in LINKS {
         let response = operation_mut(document, source)
             .and_then(|operation| operation["responses"].get_mut(*status))
             .unwrap_or_else(|| panic!("no response {status} of {source} to link from"));
@@ -68,9 +74,13 @@ pub fn add_links(document: &mut Value) {
             .entry("links")
             .or_insert_with(|| json!({}));
         for target in *targets {
+            let parameters: serde_json::Map<String, Value> = parameters
+                .iter()
+                .map(|(name, value)| (name.to_string(), json!(value)))
+                .collect();
             links[*target] = json!({
                 "operationId": target,
-                "parameters": { *parameter: value },
+                "parameters": parameters,
             });
         }
     }

@@ -60,11 +60,13 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
 }
 
 /// The OpenAPI document as JSON (what `/api-docs` serves and `openapi.json` holds): what
-/// poem-openapi generates, plus the links between operations (`openapi_links`).
+/// poem-openapi generates, plus the links between operations (`openapi_links`) and the code
+/// formats the handlers enforce (`openapi_formats`).
 pub fn openapi_document() -> String {
     let mut document: serde_json::Value =
         serde_json::from_str(&api_service().spec()).expect("poem-openapi writes valid JSON");
     crate::openapi_links::add_links(&mut document);
+    crate::openapi_formats::add_formats(&mut document);
     serde_json::to_string_pretty(&document).expect("a JSON value serializes")
 }
 

@@ -799,3 +799,71 @@ async fn a_number_or_boolean_where_the_schema_says_string_is_refused() {
         .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_can_be_changed_right_after_its_creation_with_the_position_token() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    let product = |name: &str, amount: i64| {
+        json!({"sku": "LAMP-1", "name": name, "category": "home", "active": true,
+               "low_stock_threshold": 3, "price": {"amount_minor": amount, "currency": "EUR"}})
+    };
+    let created = harness
+        .post("/api/v1/products", Some(&admin), product("Lamp", 4_000))
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    let position = created.body["position"].as_str().unwrap();
+    // With the creation's position the update sees the product, however far the view lags.
+    let mut update = product("Desk lamp", 4_500);
+    update.as_object_mut().unwrap().remove("sku");
+    let updated = harness
+        .call(
+            Method::PUT,
+            &format!("/api/v1/products/LAMP-1?position={position}"),
+            Some(&admin),
+            Some(update),
+            &[],
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::ACCEPTED, "{}", updated.body);
+    let repriced = harness
+        .post(
+            &format!(
+                "/api/v1/products/LAMP-1/price?position={}",
+                updated.body["position"].as_str().unwrap()
+            ),
+            Some(&admin),
+            json!({"price": {"amount_minor": 3_900, "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(repriced.status, StatusCode::ACCEPTED, "{}", repriced.body);
+    let read = harness
+        .get(
+            &format!(
+                "/api/v1/products/LAMP-1?position={}",
+                repriced.body["position"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(read.body["name"], "Desk lamp", "{}", read.body);
+    assert_eq!(read.body["price"]["amount_minor"], 3_900);
+    // A position from another resource's topic is refused, naming the parameter.
+    let order_position = orderflow_ingress_api::platform::Position {
+        topic: "order-commands".into(),
+        partition: 0,
+        offset: 0,
+    }
+    .token();
+    let refused = harness
+        .call(
+            Method::POST,
+            &format!("/api/v1/products/LAMP-1/discontinue?position={order_position}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["field"], "position");
+}

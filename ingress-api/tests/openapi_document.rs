@@ -114,3 +114,38 @@ fn links_carry_ids_from_one_operation_to_the_next() {
         "$request.body#/sku"
     );
 }
+
+#[test]
+fn codes_declare_the_alphabet_the_handlers_enforce() {
+    let document: Value = serde_json::from_str(&orderflow_ingress_api::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let sku = orderflow_schemas::Sku::PATTERN;
+    assert_eq!(schemas["NewProduct"]["properties"]["sku"]["pattern"], sku);
+    assert_eq!(
+        schemas["OrderLineInput"]["properties"]["sku"]["pattern"],
+        sku
+    );
+    assert_eq!(
+        schemas["CouponInput"]["properties"]["code"]["pattern"],
+        orderflow_schemas::CouponCode::PATTERN
+    );
+    let parameters = document["paths"]["/api/v1/products/{sku}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let path_sku = parameters
+        .iter()
+        .find(|parameter| parameter["name"] == "sku")
+        .unwrap();
+    assert_eq!(path_sku["schema"]["pattern"], sku);
+    // Patching added nothing else: every operation's parameters, where present, are a list.
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            if let Some(parameters) = operation.get("parameters") {
+                assert!(parameters.is_array(), "{operation}");
+            }
+        }
+    }
+    // The pattern and the parser agree.
+    assert!(orderflow_schemas::Sku::parse("MUG-BLUE_2").is_ok());
+    assert!(orderflow_schemas::Sku::parse("mug.blue").is_err());
+}

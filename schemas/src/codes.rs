@@ -56,6 +56,9 @@ macro_rules! code_newtype {
             /// Longest accepted code, in characters.
             pub const MAX_LEN: usize = $max_len;
 
+            /// The accepted codes as a regular expression (JSON Schema, OpenAPI).
+            pub const PATTERN: &'static str = $pattern;
+
             /// Validates and wraps `input`.
             pub fn parse(input: &str) -> Result<Self, $error> {
                 match code_problem(input, Self::MAX_LEN) {
@@ -114,7 +117,7 @@ macro_rules! code_newtype {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": $max_len,
-                    "pattern": $pattern,
+                    "pattern": Self::PATTERN,
                 })
             }
         }

@@ -70,7 +70,7 @@ pub struct ProductPage {
 #[derive(Debug, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct NewProduct {
-    /// Letters, digits, `-`, `_` and `.`, up to 64 characters.
+    /// Upper-case letters, digits, `-` and `_`, 1 to 64 characters.
     #[oai(validator(max_length = 64))]
     pub sku: Text,
     #[oai(validator(max_length = 200))]
@@ -219,6 +219,25 @@ async fn current_product(state: &AppState, sku: &Sku) -> ApiResult<Option<Produc
         .map_err(|error| ApiError::internal("reading the catalog view", error))
 }
 
+/// The product a change applies to: after the write behind `position` (its creation, say) is
+/// visible, so a client that just created a product can change it at once; 404 if none.
+async fn existing_product(
+    state: &AppState,
+    sku: &Sku,
+    position: Option<&str>,
+) -> ApiResult<Product> {
+    await_position(
+        state,
+        &state.topologies.catalog,
+        &[CATALOG_COMMANDS],
+        position,
+    )
+    .await?;
+    current_product(state, sku)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))
+}
+
 async fn submit(
     state: &AppState,
     command: CatalogCommand,
@@ -325,16 +344,7 @@ impl CatalogApi {
         position: Query<Option<String>>,
     ) -> ApiResult<ProductResponse> {
         let sku = parse_sku(&sku.0)?;
-        await_position(
-            &state,
-            &state.topologies.catalog,
-            &[CATALOG_COMMANDS],
-            position.0.as_deref(),
-        )
-        .await?;
-        let product = current_product(&state, &sku)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        let product = existing_product(&state, &sku, position.0.as_deref()).await?;
         Ok(ProductResponse::Ok(Json(ProductView::from(&product))))
     }
 
@@ -382,13 +392,14 @@ impl CatalogApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         sku: Path<String>,
+        /// A position token from an earlier write (the product's creation, say): this change
+        /// sees that write.
+        position: Query<Option<String>>,
         body: Json<ProductUpdate>,
     ) -> ApiResult<AcceptedResponse> {
         auth.0.require_admin()?;
         let sku = parse_sku(&sku.0)?;
-        let existing = current_product(&state, &sku)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        let existing = existing_product(&state, &sku, position.0.as_deref()).await?;
         if existing.discontinued {
             return Err(ApiError::conflict(format!("product {sku} is discontinued")));
         }
@@ -416,13 +427,14 @@ impl CatalogApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         sku: Path<String>,
+        /// A position token from an earlier write (the product's creation, say): this change
+        /// sees that write.
+        position: Query<Option<String>>,
         body: Json<PriceChange>,
     ) -> ApiResult<AcceptedResponse> {
         auth.0.require_admin()?;
         let sku = parse_sku(&sku.0)?;
-        current_product(&state, &sku)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        existing_product(&state, &sku, position.0.as_deref()).await?;
         let command = CatalogCommand::ChangePrice(ChangePrice {
             sku: sku.clone(),
             price: body.0.price.to_money("price")?,
@@ -441,12 +453,13 @@ impl CatalogApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         sku: Path<String>,
+        /// A position token from an earlier write (the product's creation, say): this change
+        /// sees that write.
+        position: Query<Option<String>>,
     ) -> ApiResult<AcceptedResponse> {
         auth.0.require_admin()?;
         let sku = parse_sku(&sku.0)?;
-        current_product(&state, &sku)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))?;
+        existing_product(&state, &sku, position.0.as_deref()).await?;
         let command = CatalogCommand::Discontinue(Discontinue { sku: sku.clone() });
         submit(&state, command, product_location(&sku)).await
     }
