@@ -107,6 +107,14 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         stop_maintenance.clone(),
     );
     if args.demo && seed_demo_catalog(log.as_ref())? {
+        // Serve once every view (the catalog, the saga's copy of it, the stock) has the demo
+        // catalog, so the first request after start-up already sees it.
+        let settled = topologies
+            .wait_until_idle(Duration::from_secs(60))
+            .context("waiting for the demo catalog to reach every view")?;
+        if !settled {
+            tracing::warn!("the demo catalog is still being processed; serving anyway");
+        }
         println!(
             "demo: seeded {DEMO_SKUS} products (SKU-000000 to SKU-{:06}) with {DEMO_STOCK} units each",
             DEMO_SKUS - 1

@@ -153,6 +153,27 @@ impl Api {
             && matches!(inventory, Ok((200, view)) if view["on_hand"].as_u64() >= Some(u64::from(stock)))
     }
 
+    /// Waits until the server reports no lag twice in a row (every topology, global-table copy
+    /// and effect has caught up), at most `patience`; `false` if it never did.
+    pub async fn wait_until_idle(&self, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut idle = 0;
+        while tokio::time::Instant::now() < deadline {
+            let ready = self
+                .send(self.client.get(format!("{}/health/ready", self.base)))
+                .await;
+            match ready {
+                Ok((200, body)) if body["lag"].as_u64() == Some(0) => idle += 1,
+                _ => idle = 0,
+            }
+            if idle >= 2 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// POST /api/v1/orders with a fresh Idempotency-Key.
     pub async fn place_order(&self, token: &str, body: &Value, key: &str) -> Answer {
         self.send(

@@ -271,6 +271,13 @@ async fn seed(api: &Api, args: &LoadgenArgs) -> anyhow::Result<(Vec<String>, Vec
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // The saga prices orders from its own copy of the catalog, which the views above do not
+    // show: wait until the server has caught up everywhere (on a busy server, up to 30 s).
+    if !api.wait_until_idle(Duration::from_secs(30)).await {
+        eprintln!(
+            "the server never reported zero lag; its catalog copies may still be catching up"
+        );
+    }
     progress.finish_and_clear();
     println!(
         "seeded {} products and {} customers on {}",
