@@ -1,5 +1,5 @@
 //! Formats the server enforces in its own validation, declared in the OpenAPI document: the
-//! alphabet of SKUs and coupon codes. A poem-openapi `pattern` validator would enforce them as
+//! alphabet of SKUs, coupon codes and idempotency keys. A poem-openapi `pattern` validator would enforce them as
 //! well, but as a bare 400; the handlers answer 422 naming the field, so the pattern is added
 //! to the generated document only, as documentation and for contract tests (which then generate
 //! codes the server can accept, and expect a 4xx for the others).
@@ -15,8 +15,15 @@ const PROPERTIES: &[(&str, &str, &str)] = &[
     ("PlaceOrderRequest", "coupon_code", CouponCode::PATTERN),
 ];
 
-/// Path parameters, by name.
-const PATH_PARAMETERS: &[(&str, &str)] = &[("sku", Sku::PATTERN)];
+/// Visible ASCII: what an `Idempotency-Key` may hold (the handler checks it byte by byte;
+/// a validator would compile the regular expression on every request).
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]+$";
+
+/// (location, name, pattern) of parameters.
+const PARAMETERS: &[(&str, &str, &str)] = &[
+    ("path", "sku", Sku::PATTERN),
+    ("header", "Idempotency-Key", IDEMPOTENCY_KEY_PATTERN),
+];
 
 /// Adds the patterns; panics if a schema or property named here does not exist (the document
 /// test generates the document, so a rename fails there).
@@ -42,8 +49,8 @@ pub fn add_formats(document: &mut Value) {
                 continue;
             };
             for parameter in parameters {
-                for (name, pattern) in PATH_PARAMETERS {
-                    if parameter["in"] == "path" && parameter["name"] == *name {
+                for (location, name, pattern) in PARAMETERS {
+                    if parameter["in"] == *location && parameter["name"] == *name {
                         parameter["schema"]["pattern"] = json!(pattern);
                         patched += 1;
                     }
@@ -51,5 +58,5 @@ pub fn add_formats(document: &mut Value) {
             }
         }
     }
-    assert!(patched > 0, "no path parameter to declare a format for");
+    assert!(patched > 0, "no parameter to declare a format for");
 }

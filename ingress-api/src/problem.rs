@@ -232,7 +232,8 @@ impl<E: Endpoint> Endpoint for ProblemResponsesEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let path = request.uri().path().to_string();
+        // A reference-counted clone, only read for a 405.
+        let uri = request.uri().clone();
         let response = match self.inner.call(request).await {
             Ok(output) => output.into_response(),
             Err(error) => error.into_response(),
@@ -240,7 +241,7 @@ impl<E: Endpoint> Endpoint for ProblemResponsesEndpoint<E> {
         let mut response = into_problem(response).await;
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && !response.headers().contains_key(poem::http::header::ALLOW)
-            && let Some(allow) = self.allowed_methods.for_path(&path)
+            && let Some(allow) = self.allowed_methods.for_path(uri.path())
             && let Ok(value) = poem::http::HeaderValue::from_str(&allow)
         {
             response

@@ -55,19 +55,16 @@ async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
     assert_eq!(listed.body["items"][0]["order_id"], json!(order_id));
 
     // The reservation is committed after the order is confirmed (the saga's Commit reaches
-    // the inventory task in a later hop), so the stock view gets there shortly after.
-    let mut stock = harness
+    // the inventory task in a later hop).
+    assert!(
+        harness
+            .topologies
+            .wait_until_idle(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let stock = harness
         .get("/api/v1/inventory/MUG-BLUE", Some(&admin))
         .await;
-    for _ in 0..100 {
-        if stock.body["committed"] == json!(2) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        stock = harness
-            .get("/api/v1/inventory/MUG-BLUE", Some(&admin))
-            .await;
-    }
     assert_eq!(stock.body["committed"], json!(2), "{}", stock.body);
     assert_eq!(stock.body["available"], json!(8));
 

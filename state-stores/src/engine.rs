@@ -346,11 +346,7 @@ impl StorageEngine {
         }
         let writes = batch.writes.len();
         match &self.inner {
-            EngineInner::Fjall {
-                database,
-                group_sync,
-                ..
-            } => {
+            EngineInner::Fjall { database, .. } => {
                 // Into the OS buffer here; the fsync, if asked for, is shared (group_sync).
                 let mut fjall_batch = database
                     .batch()
@@ -369,9 +365,7 @@ impl StorageEngine {
                     .map_err(|source| StoreError::Commit { writes, source })?;
                 match durability {
                     Durability::Buffered => Ok(()),
-                    Durability::Fsync => group_sync
-                        .wait_durable(|| database.persist(fjall::PersistMode::SyncData))
-                        .map_err(|source| StoreError::Commit { writes, source }),
+                    Durability::Fsync => self.sync(),
                 }
             }
             EngineInner::Memory(spaces) => {

@@ -469,10 +469,7 @@ impl OrdersApi {
         auth: BearerAuth,
         /// A client-chosen unique key per order attempt (a UUID is a good choice), 1 to 255
         /// visible ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$")
-        )]
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<String>,
         body: Json<PlaceOrderRequest>,
     ) -> ApiResult<PlaceOrderResponse> {

@@ -209,7 +209,8 @@ async fn write_all(
              ON CONFLICT (scope) DO NOTHING RETURNING scope",
             placeholders(claims.len(), 5)
         );
-        let mut query = sqlx::query(&sql);
+        // The text varies with the batch size: not worth a slot in the statement cache.
+        let mut query = sqlx::query(&sql).persistent(false);
         for claim in claims {
             query = query
                 .bind(&claim.scope)
@@ -235,7 +236,8 @@ async fn write_all(
              ON CONFLICT (user_id, order_id) DO NOTHING",
             placeholders(indexes.len(), 3)
         );
-        let mut query = sqlx::query(&sql);
+        // The text varies with the batch size: not worth a slot in the statement cache.
+        let mut query = sqlx::query(&sql).persistent(false);
         for (user_id, order_id, created_at_ms) in indexes {
             query = query.bind(user_id).bind(order_id).bind(*created_at_ms);
         }
@@ -251,7 +253,8 @@ async fn write_all(
              FROM (VALUES {}) AS v WHERE idempotency_keys.scope = v.column1",
             placeholders(completions.len(), 3)
         );
-        let mut query = sqlx::query(&sql);
+        // The text varies with the batch size: not worth a slot in the statement cache.
+        let mut query = sqlx::query(&sql).persistent(false);
         for (scope, status, body) in completions {
             query = query.bind(scope).bind(*status).bind(body);
         }

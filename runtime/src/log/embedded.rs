@@ -74,6 +74,9 @@ struct Notifier {
     changed: Condvar,
 }
 
+/// Records to append: (topic, partition, record).
+type Outputs = Vec<(String, u32, LogRecord)>;
+
 struct RangeCompletion {
     topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
     reservations: Vec<(String, u32, u64, u64)>,
@@ -238,8 +241,8 @@ impl EmbeddedLog {
         self.notifier.changed.notify_all();
     }
 
-    /// Appends outputs and commits `batch` with them atomically: the heart of the commit
-    /// protocol.
+    /// Appends each group member's outputs and commits its batch with them atomically: the
+    /// heart of the commit protocol.
     ///
     /// Offsets are reserved under the topic lock, but the fjall batch is written outside it, so
     /// tasks on different threads commit in parallel. A partition's high watermark moves only
@@ -247,30 +250,70 @@ impl EmbeddedLog {
     /// before every record below it is committed, and never see an uncommitted one. A range
     /// whose commit fails becomes a gap in the offsets, which readers skip, as with Kafka's
     /// aborted transactions.
+    ///
+    /// Several appends can go as one group (`commit_all`): each is written atomically on its
+    /// own, then ONE sync makes them all durable, and only then do their ranges complete. A
+    /// failed sync leaves the ranges of the whole group incomplete for good, so no watermark
+    /// ever passes a record that is not on disk.
+    fn append_group(&self, appends: Vec<(Outputs, WriteBatch)>) -> Vec<Result<Vec<u64>, LogError>> {
+        let mut completions = Vec::with_capacity(appends.len());
+        let mut results = Vec::with_capacity(appends.len());
+        let mut produced = false;
+        for (outputs, batch) in appends {
+            produced |= !outputs.is_empty();
+            match self.write_reserved(outputs, batch) {
+                Ok((assigned, completion)) => {
+                    completions.push(Some(completion));
+                    results.push(Ok(assigned));
+                }
+                Err(error) => {
+                    completions.push(None);
+                    results.push(Err(error));
+                }
+            }
+        }
+        let written = results.iter().any(Result::is_ok);
+        if written
+            && self.durability == Durability::Fsync
+            && let Err(error) = self.engine.sync()
+        {
+            let reason = error.to_string();
+            for (result, completion) in results.iter_mut().zip(completions.iter_mut()) {
+                if let Some(completion) = completion.take() {
+                    completion.abandon();
+                    *result = Err(LogError::Sync {
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        drop(completions);
+        if produced {
+            self.notify();
+        }
+        results
+    }
+
+    /// One append, alone in its group.
     fn append_atomically(
         &self,
         outputs: Vec<(String, u32, LogRecord)>,
         batch: WriteBatch,
     ) -> Result<Vec<u64>, LogError> {
-        let produced = !outputs.is_empty();
-        let (assigned, completion, written) = self.write_reserved(outputs, batch, self.durability);
-        drop(completion);
-        written?;
-        if produced {
-            self.notify();
-        }
-        Ok(assigned)
+        self.append_group(vec![(outputs, batch)])
+            .pop()
+            .expect("one result per append")
     }
 
-    /// Reserves offsets for `outputs` and writes them with `batch` at `durability`. The
-    /// reserved ranges complete (and the high watermarks move) when the returned completion
-    /// is dropped: after the write, or, for a group of commits, after their shared sync.
+    /// Reserves offsets for `outputs` and writes them with `batch`, not yet synced. The
+    /// reserved ranges complete (and the high watermarks move) when the returned completion is
+    /// dropped, which `append_group` does after the sync; a failed write completes them at
+    /// once, as a gap.
     fn write_reserved(
         &self,
         outputs: Vec<(String, u32, LogRecord)>,
         mut batch: WriteBatch,
-        durability: Durability,
-    ) -> (Vec<u64>, RangeCompletion, Result<(), LogError>) {
+    ) -> Result<(Vec<u64>, RangeCompletion), LogError> {
         let mut offsets = Vec::with_capacity(outputs.len());
         // (topic, partition) -> (first reserved offset, records), in first-seen order.
         let mut reservations: Vec<(String, u32, u64, u64)> = Vec::new();
@@ -288,16 +331,8 @@ impl EmbeddedLog {
                     Self::check_partition(entry, *partition)?;
                     Ok(entry)
                 });
-                let entry = match checked {
-                    Ok(entry) => entry,
-                    Err(error) => {
-                        let nothing = RangeCompletion {
-                            topics: self.topics.clone(),
-                            reservations: Vec::new(),
-                        };
-                        return (Vec::new(), nothing, Err(error));
-                    }
-                };
+                // Nothing is reserved before every output is checked.
+                let entry = checked?;
                 let next_index = counts.len();
                 let index = *counts
                     .entry((topic.as_str(), *partition))
@@ -341,11 +376,8 @@ impl EmbeddedLog {
             topics: self.topics.clone(),
             reservations,
         };
-        let written = self
-            .engine
-            .commit(batch, durability)
-            .map_err(LogError::from);
-        (assigned, completion, written)
+        self.engine.commit(batch, Durability::Buffered)?;
+        Ok((assigned, completion))
     }
 
     /// Applies retention (delete policy) and compaction (compact policy) to every topic.
@@ -657,44 +689,26 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn commit_all(&self, transactions: Vec<LogTransaction>) -> Vec<Result<(), LogError>> {
-        let mut completions = Vec::with_capacity(transactions.len());
-        let mut results = Vec::with_capacity(transactions.len());
-        let mut produced = false;
-        for transaction in transactions {
-            let LogTransaction {
-                group,
-                outputs,
-                positions,
-                mut state,
-            } = transaction;
-            for (topic, partition, next_offset) in &positions {
-                self.checkpoints
-                    .write(&mut state, &group, topic, *partition, *next_offset);
-            }
-            produced |= !outputs.is_empty();
-            // Written, not yet synced: the ranges stay incomplete (invisible) until the sync.
-            let (_, completion, written) =
-                self.write_reserved(outputs, state, Durability::Buffered);
-            completions.push(completion);
-            results.push(written);
-        }
-        let needs_sync = self.durability == Durability::Fsync && results.iter().any(Result::is_ok);
-        if let Some(error) = needs_sync.then(|| self.engine.sync().err()).flatten() {
-            let reason = error.to_string();
-            for (result, completion) in results.iter_mut().zip(completions.drain(..)) {
-                if result.is_ok() {
-                    completion.abandon();
-                    *result = Err(LogError::Sync {
-                        reason: reason.clone(),
-                    });
+        let appends = transactions
+            .into_iter()
+            .map(|transaction| {
+                let LogTransaction {
+                    group,
+                    outputs,
+                    positions,
+                    mut state,
+                } = transaction;
+                for (topic, partition, next_offset) in &positions {
+                    self.checkpoints
+                        .write(&mut state, &group, topic, *partition, *next_offset);
                 }
-            }
-        }
-        drop(completions);
-        if produced {
-            self.notify();
-        }
-        results
+                (outputs, state)
+            })
+            .collect();
+        self.append_group(appends)
+            .into_iter()
+            .map(|result| result.map(drop))
+            .collect()
     }
 
     fn committed_position(
