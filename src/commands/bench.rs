@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use orderflow_runtime::{
     EmbeddedLog, MetricsRegistry, ProcessError, Processor, ProcessorContext, Record, RecordSerde,
     RunningApp, SystemClock, Topology, TopologyBuilder, TopologyError,
@@ -201,12 +200,7 @@ fn runtime_bench(config: &Config, args: &BenchArgs) -> anyhow::Result<BenchResul
         batch: 10_000,
         partitions: args.partitions,
     };
-    let bar = ProgressBar::new(args.records);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec})")
-            .expect("a valid template"),
-    );
-    bar.set_message("producing");
+    let bar = super::progress_bar(args.records, "producing");
     produce_sequences(
         log.as_ref(),
         0,

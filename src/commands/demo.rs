@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use orderflow_runtime::{Clock, LogBackend, LogRecord, MetricsRegistry, RunningApp, SystemClock};
 use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs, StringCodec, U64Codec};
 use orderflow_topologies::counter;
 
 use super::counter::{CounterRunArgs, produce_sequences, produced_so_far};
-use super::{open_embedded_log, shutdown_on_signal, spawn_maintenance};
+use super::{open_embedded_log, progress_bar, shutdown_on_signal, spawn_maintenance};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -23,17 +22,6 @@ pub struct DemoArgs {
     /// Distinct keys in the demo input.
     #[arg(long, default_value_t = 1_000)]
     pub keys: u64,
-}
-
-fn progress_bar(length: u64, message: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(length);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(message);
-    bar
 }
 
 pub fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {

@@ -18,6 +18,24 @@ use orderflow_state_stores::StorageEngine;
 
 use crate::config::Config;
 
+/// The progress bar every long-running command shows: a label, the bar, the count, the rate and
+/// the time left.
+pub fn progress_bar(
+    length: u64,
+    message: impl Into<std::borrow::Cow<'static, str>>,
+) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(length);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>24} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
 /// Opens the embedded database of the configuration's data directory.
 pub fn open_embedded_log(config: &Config) -> anyhow::Result<Arc<EmbeddedLog>> {
     let engine = StorageEngine::open_fjall(&config.data_dir, &config.storage)

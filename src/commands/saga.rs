@@ -334,12 +334,7 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
         .partitions;
     let mut tracker = SettlementTracker::default();
     let mut placed_at: std::collections::HashMap<OrderId, i64> = std::collections::HashMap::new();
-    let progress = indicatif::ProgressBar::new(args.orders.saturating_sub(placed_before));
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} ({per_sec})")
-            .expect("a valid template"),
-    );
-    progress.set_message("settled");
+    let progress = super::progress_bar(args.orders.saturating_sub(placed_before), "settled");
     let started = Instant::now();
     let mut sequence = placed_before;
     let mut last_check = Instant::now();

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use self::client::{Api, order_body};
 use self::latency::{LatencySummary, Timeline};
+use super::progress_bar;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -251,7 +252,7 @@ async fn seed(api: &Api, args: &LoadgenArgs) -> anyhow::Result<(Vec<String>, Vec
     let skus: Vec<String> = (0..args.products)
         .map(|index| format!("LG-{}-{index}", run_id.to_uppercase()))
         .collect();
-    let progress = bar((args.products + args.users) as u64, "seeding");
+    let progress = progress_bar((args.products + args.users) as u64, "seeding");
     for sku in &skus {
         api.seed_product(&admin, sku, STOCK_PER_PRODUCT).await?;
         progress.inc(1);
@@ -286,19 +287,6 @@ async fn seed(api: &Api, args: &LoadgenArgs) -> anyhow::Result<(Vec<String>, Vec
         api.base()
     );
     Ok((tokens, skus))
-}
-
-fn bar(length: u64, message: impl Into<std::borrow::Cow<'static, str>>) -> indicatif::ProgressBar {
-    let progress = indicatif::ProgressBar::new(length);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>24} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    progress.set_message(message);
-    progress
 }
 
 /// Everything a phase counts, shared by its clients while it runs.
@@ -349,7 +337,7 @@ async fn run_phase(
     let tokens: Arc<Vec<String>> = Arc::new(tokens.to_vec());
     let in_flight = Arc::new(tokio::sync::Semaphore::new(plan.max_in_flight));
     let next = Arc::new(AtomicU64::new(0));
-    let progress = bar(plan.orders, name.to_string());
+    let progress = progress_bar(plan.orders, name.to_string());
     let interval_nanos = (plan.rate > 0).then(|| 1_000_000_000 / plan.rate);
     let mut clients = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
