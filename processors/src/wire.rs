@@ -27,6 +27,11 @@ impl<T: Message> Codec<Envelope<T>> for EnvelopeCodec<T> {
         Ok(())
     }
 
+    fn encode_to_vec(&self, value: &Envelope<T>) -> Result<Vec<u8>, String> {
+        // The encoded vector itself, not a copy of it.
+        Ok(value.encode_json())
+    }
+
     fn decode(&self, bytes: &[u8]) -> Result<Envelope<T>, String> {
         Envelope::decode_json(bytes).map_err(|error| format!("{} ({})", error, error.kind()))
     }

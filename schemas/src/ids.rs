@@ -102,11 +102,27 @@ fn embedded_unix_millis(uuid: &Uuid) -> i64 {
     i64::from_be_bytes(millis)
 }
 
+/// Reads a UUID from its 16 bytes (binary formats).
+struct UuidBytesVisitor;
+
+impl serde::de::Visitor<'_> for UuidBytesVisitor {
+    type Value = Uuid;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("the 16 bytes of a UUID")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Uuid, E> {
+        Uuid::from_slice(bytes).map_err(E::custom)
+    }
+}
+
 macro_rules! uuid_v7_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         ///
-        /// A UUIDv7, serialized as its lowercase hyphenated string.
+        /// A UUIDv7, serialized as its lowercase hyphenated string (as its 16 bytes in binary
+        /// formats such as the stores' compact codec, which parse no text).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Uuid);
 
@@ -154,6 +170,9 @@ macro_rules! uuid_v7_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if !serializer.is_human_readable() {
+                    return serializer.serialize_bytes(self.0.as_bytes());
+                }
                 let mut buffer = Uuid::encode_buffer();
                 serializer.serialize_str(self.0.hyphenated().encode_lower(&mut buffer))
             }
@@ -161,6 +180,10 @@ macro_rules! uuid_v7_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if !deserializer.is_human_readable() {
+                    let uuid = deserializer.deserialize_bytes(UuidBytesVisitor)?;
+                    return Self::from_uuid(uuid).map_err(serde::de::Error::custom);
+                }
                 let text = Cow::<str>::deserialize(deserializer)?;
                 text.parse().map_err(serde::de::Error::custom)
             }
@@ -240,6 +263,46 @@ mod tests {
             OrderId::generate_at(Timestamp::from_unix_millis(42)).unix_millis(),
             42
         );
+    }
+
+    #[test]
+    fn binary_formats_carry_the_16_bytes_and_refuse_other_versions() {
+        let id = OrderId::generate(1_700_000_000_123);
+        let encoded = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(
+            encoded.len(),
+            17,
+            "a length byte and the 16 bytes: {encoded:?}"
+        );
+        assert_eq!(&encoded[1..], id.as_uuid().as_bytes());
+        assert_eq!(postcard::from_bytes::<OrderId>(&encoded).unwrap(), id);
+
+        // The same bytes written as plain serde bytes decode; a v4 UUID's do not.
+        let as_bytes = postcard::to_allocvec(&serde_bytes_of(id.as_uuid())).unwrap();
+        assert_eq!(postcard::from_bytes::<OrderId>(&as_bytes).unwrap(), id);
+        let v4: Uuid = V4.parse().unwrap();
+        let v4_encoded = postcard::to_allocvec(&serde_bytes_of(&v4)).unwrap();
+        assert!(postcard::from_bytes::<OrderId>(&v4_encoded).is_err());
+        assert!(
+            postcard::from_bytes::<OrderId>(&[3, 1, 2, 3]).is_err(),
+            "3 bytes"
+        );
+        // JSON stays the hyphenated string.
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{}\"", id.as_uuid().hyphenated())
+        );
+    }
+
+    /// A UUID's bytes as serde bytes (what a binary format holds for an id).
+    fn serde_bytes_of(uuid: &Uuid) -> impl Serialize + '_ {
+        struct Bytes<'a>(&'a [u8]);
+        impl Serialize for Bytes<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(self.0)
+            }
+        }
+        Bytes(uuid.as_bytes())
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`key_value`] and [`window`]: the typed store traits processors use;
 //! - [`checkpoint`]: input positions committed with the state they produced;
 //! - [`group_sync`]: group commit, one fsync for many concurrent commits;
-//! - [`codec`]: order-preserving key codecs and value codecs.
+//! - [`codec`]: order-preserving key codecs and value codecs (JSON, compact binary).
 
 pub mod checkpoint;
 pub mod codec;
@@ -18,7 +18,7 @@ pub mod transaction;
 pub mod window;
 
 pub use checkpoint::{CheckpointEntry, Checkpoints};
-pub use codec::{BytesCodec, Codec, I64Codec, JsonCodec, StringCodec, U64Codec};
+pub use codec::{BytesCodec, Codec, CompactCodec, I64Codec, JsonCodec, StringCodec, U64Codec};
 pub use config::{Durability, StorageConfig};
 pub use engine::{Space, StorageEngine, WriteBatch};
 pub use error::StoreError;

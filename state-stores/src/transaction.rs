@@ -180,6 +180,7 @@ impl StoreTransaction {
 
     /// Moves every buffered write into `batch`; the overlay is empty afterwards.
     pub fn drain_into(&mut self, batch: &mut WriteBatch) {
+        batch.reserve(self.pending_writes);
         for (space, overlay) in self.spaces.iter().zip(self.overlays.iter_mut()) {
             for (key, value) in std::mem::take(overlay) {
                 batch.write(space, key, value);

@@ -38,7 +38,7 @@ use orderflow_schemas::catalog::{
 use orderflow_schemas::messages::inventory_commands::InventoryCommand;
 use orderflow_schemas::messages::inventory_events::InventoryEvent;
 use orderflow_schemas::topic::TopicSpec;
-use orderflow_state_stores::{JsonCodec, StringCodec};
+use orderflow_state_stores::{CompactCodec, JsonCodec, StringCodec};
 
 use crate::catalog_topic;
 
@@ -100,6 +100,7 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
         CATALOG_EVENTS,
         EnvelopeSource::new(|envelope| envelope),
         StringCodec,
+        // JSON: a coupon's kind is an internally tagged enum, which postcard cannot read back.
         JsonCodec,
         project_coupon,
     );
@@ -132,7 +133,7 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
             move || OrderSaga::new(saga.clone()),
             &[ORDER_STORE],
         )
-        .add_key_value_store::<String, OrderState>(ORDER_STORE, StringCodec, JsonCodec)
+        .add_key_value_store::<String, OrderState>(ORDER_STORE, StringCodec, CompactCodec)
         .add_sink(
             ORDER_EVENTS_SINK,
             &["order-saga"],
@@ -174,8 +175,8 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
             || InventoryProcessor,
             &[STOCK_STORE, RESERVATION_STORE],
         )
-        .add_key_value_store::<String, StockLevel>(STOCK_STORE, StringCodec, JsonCodec)
-        .add_key_value_store::<String, Reservation>(RESERVATION_STORE, StringCodec, JsonCodec)
+        .add_key_value_store::<String, StockLevel>(STOCK_STORE, StringCodec, CompactCodec)
+        .add_key_value_store::<String, Reservation>(RESERVATION_STORE, StringCodec, CompactCodec)
         .add_sink(
             "inventory-events-sink",
             &["inventory"],
@@ -202,7 +203,7 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
             move || PaymentProcessor::new(payment.clone()),
             &[PAYMENT_STORE],
         )
-        .add_key_value_store::<String, PaymentRecord>(PAYMENT_STORE, StringCodec, JsonCodec)
+        .add_key_value_store::<String, PaymentRecord>(PAYMENT_STORE, StringCodec, CompactCodec)
         .add_sink(
             PAYMENT_EVENTS_SINK,
             &["payment"],

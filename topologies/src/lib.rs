@@ -17,7 +17,7 @@ pub fn add_products_table(builder: &mut orderflow_runtime::TopologyBuilder) {
         orderflow_schemas::catalog::CATALOG_EVENTS,
         orderflow_processors::wire::EnvelopeSource::new(|envelope| envelope),
         orderflow_state_stores::StringCodec,
-        orderflow_state_stores::JsonCodec,
+        orderflow_state_stores::CompactCodec,
         project_product,
     );
 }

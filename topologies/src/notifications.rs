@@ -13,7 +13,7 @@ use orderflow_runtime::{EffectHandler, Topology, TopologyBuilder, TopologyError}
 use orderflow_schemas::catalog::{NOTIFICATION_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, USER_EVENTS};
 use orderflow_schemas::envelope::Envelope;
 use orderflow_schemas::messages::notification_events::NotificationEvent;
-use orderflow_state_stores::{JsonCodec, StringCodec};
+use orderflow_state_stores::{CompactCodec, JsonCodec, StringCodec};
 
 use crate::catalog_topic;
 
@@ -59,7 +59,7 @@ pub fn topology(options: &NotificationsOptions) -> Result<Topology, TopologyErro
             USER_EVENTS,
             EnvelopeSource::new(|envelope| envelope),
             StringCodec,
-            JsonCodec,
+            CompactCodec,
             project_user,
         )
         .add_source(

@@ -165,7 +165,8 @@ impl EmbeddedLog {
     }
 
     fn recover_topic(engine: &StorageEngine, spec: TopicSpec) -> Result<TopicEntry, LogError> {
-        let space = engine.space(&format!("topic.{}", spec.name))?;
+        // Records are fetched by offset range, never by key.
+        let space = engine.scan_only_space(&format!("topic.{}", spec.name))?;
         let mut ends = Vec::new();
         let mut starts = Vec::new();
         for partition in 0..spec.partitions {
