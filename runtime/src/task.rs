@@ -52,6 +52,9 @@ pub struct TaskCore {
     stores: HashMap<String, StoreHandle>,
     pub(crate) timer_space: usize,
     pub(crate) timer_prefix: [u8; 8],
+    /// Per timer kind, a time before which no timer of the task is due (see
+    /// [`timers::NextDue`]), so a round does not scan the timer queue for nothing.
+    pub(crate) next_due: timers::NextDue,
     global_tables: HashMap<String, orderflow_state_stores::Space>,
     pub(crate) queue: VecDeque<(usize, ErasedRecord)>,
     outputs: Vec<(String, u32, LogRecord)>,
@@ -342,6 +345,7 @@ impl Task {
                 stores,
                 timer_space,
                 timer_prefix,
+                next_due: timers::NextDue::default(),
                 global_tables,
                 queue: VecDeque::new(),
                 outputs: Vec::new(),
@@ -652,7 +656,7 @@ impl Task {
                 reason: other.to_string(),
             },
         };
-        let due = timers::due(&self.core, kind, up_to, self.config.poll_batch_records)
+        let due = timers::due(&mut self.core, kind, up_to, self.config.poll_batch_records)
             .map_err(store_error)?;
         let mut fired = 0;
         let topology = self.core.topology.clone();

@@ -99,6 +99,36 @@ fn parse_queue_key(encoded: &[u8]) -> Option<(i64, &str, &[u8])> {
     Some((due, node, key))
 }
 
+/// Per timer kind, a time before which none of a task's timers is due: a round whose time is
+/// earlier skips the queue scan (an LSM range scan per kind per task per round, a visible share
+/// of a busy thread). It may only ever be too early, never too late: it starts unknown
+/// (`i64::MIN`, scan), a scan sets it to the first timer it leaves in the queue, and scheduling
+/// lowers it. Cancelling leaves it alone, and so does a rolled-back schedule (one useless
+/// scan). A restarted task starts unknown again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NextDue([i64; 2]);
+
+impl Default for NextDue {
+    fn default() -> Self {
+        Self([i64::MIN; 2])
+    }
+}
+
+impl NextDue {
+    fn get(&self, kind: TimerKind) -> i64 {
+        self.0[kind.tag() as usize]
+    }
+
+    fn set(&mut self, kind: TimerKind, due_ms: i64) {
+        self.0[kind.tag() as usize] = due_ms;
+    }
+
+    fn lower_to(&mut self, kind: TimerKind, due_ms: i64) {
+        let slot = &mut self.0[kind.tag() as usize];
+        *slot = (*slot).min(due_ms);
+    }
+}
+
 pub(crate) fn schedule(
     core: &mut TaskCore,
     node: &str,
@@ -108,6 +138,7 @@ pub(crate) fn schedule(
     payload: Vec<u8>,
 ) -> Result<(), ProcessError> {
     cancel(core, node, kind, key)?;
+    core.next_due.lower_to(kind, due_ms);
     let space = core.timer_space;
     let prefix = core.timer_prefix;
     core.transaction.write(
@@ -149,44 +180,55 @@ pub(crate) fn cancel(
 }
 
 /// The timers of `kind` due at or before `up_to`, in due order, at most `limit`; nothing is
-/// removed: [`claim`] each one just before firing it.
+/// removed: [`claim`] each one just before firing it. Skips the scan when the task's
+/// [`NextDue`] says nothing is due yet, and moves it to the first timer the scan leaves.
 pub(crate) fn due(
-    core: &TaskCore,
+    core: &mut TaskCore,
     kind: TimerKind,
     up_to: i64,
     limit: usize,
 ) -> Result<Vec<(String, FiredTimer)>, ProcessError> {
+    if up_to < core.next_due.get(kind) {
+        return Ok(Vec::new());
+    }
     let mut lower = core.timer_prefix.to_vec();
     lower.extend_from_slice(&[b'T', kind.tag()]);
-    let mut upper = lower.clone();
-    upper.extend_from_slice(&encode_i64_ordered(up_to));
-    upper.push(0xff);
+    // The whole queue of this kind: the first entry past `up_to` ends the scan and tells
+    // when to look again.
+    let upper = orderflow_state_stores::prefix_upper_bound(&lower)
+        .expect("a queue prefix ends in a kind tag below 0xff");
     let mut due = Vec::new();
+    let mut next_due = i64::MAX;
     core.transaction.scan(
         core.timer_space,
         Bound::Included(&lower),
         Bound::Excluded(&upper),
         &mut |encoded, payload| {
-            if let Some((due_ms, node, key)) = parse_queue_key(encoded)
-                && due_ms <= up_to
-            {
-                due.push((
-                    node.to_string(),
-                    FiredTimer {
-                        kind,
-                        key: key.to_vec(),
-                        due_ms,
-                        payload: payload.to_vec(),
-                    },
-                ));
+            let Some((due_ms, node, key)) = parse_queue_key(encoded) else {
+                return ControlFlow::Continue(());
+            };
+            if due_ms > up_to {
+                next_due = due_ms;
+                return ControlFlow::Break(());
             }
             if due.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+                // More are due than one batch takes: look again next round.
+                next_due = i64::MIN;
+                return ControlFlow::Break(());
             }
+            due.push((
+                node.to_string(),
+                FiredTimer {
+                    kind,
+                    key: key.to_vec(),
+                    due_ms,
+                    payload: payload.to_vec(),
+                },
+            ));
+            ControlFlow::Continue(())
         },
     )?;
+    core.next_due.set(kind, next_due);
     Ok(due)
 }
 

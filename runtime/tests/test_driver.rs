@@ -206,6 +206,40 @@ fn wall_clock_timers_fire_once_when_due_and_survive_a_crash() {
 }
 
 #[test]
+fn a_timer_due_before_the_next_known_one_still_fires_on_time() {
+    // Rounds skip the timer queue until the earliest timer they know of is due; a timer
+    // scheduled for earlier than that must lower it, or it would fire late.
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let serde = string_serde();
+    let start = driver.clock().now_ms();
+    let pipe = |driver: &mut TopologyTestDriver, key: &str, value: &str, at: i64| {
+        driver
+            .pipe(
+                "timer-input",
+                &serde,
+                &key.to_string(),
+                &value.to_string(),
+                at,
+            )
+            .unwrap();
+        driver.run_until_idle().unwrap();
+    };
+    pipe(&mut driver, "late", "wall:5000", start);
+    driver.advance_wall_clock(1_000).unwrap();
+    assert!(driver.read_raw("timer-output").unwrap().is_empty());
+    pipe(&mut driver, "early", "wall:500", start + 1_000);
+    driver.advance_wall_clock(600).unwrap();
+    let fired = driver.read("timer-output", &serde).unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].key, "early");
+    assert_eq!(fired[0].value, format!("fired:wall:{}", start + 1_500));
+    driver.advance_wall_clock(4_000).unwrap();
+    let fired = driver.read("timer-output", &serde).unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].key, "late");
+}
+
+#[test]
 fn rescheduling_a_timer_moves_it() {
     let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
     let serde = string_serde();

@@ -336,11 +336,24 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
     let mut placed_at: std::collections::HashMap<OrderId, i64> = std::collections::HashMap::new();
     let progress = super::progress_bar(args.orders.saturating_sub(placed_before), "settled");
     let started = Instant::now();
+    let started_ms = SystemClock.now_ms();
+    // At a fixed rate, orders arrive evenly: a batch holds about a millisecond's worth (one
+    // order below 1,000/s), not a burst of 100 whose queueing would be measured as latency.
+    let batch_size = match args.rate {
+        0 => 100,
+        rate => (rate / 1_000).clamp(1, 100),
+    };
     let mut sequence = placed_before;
     let mut last_check = Instant::now();
     while sequence < args.orders && !stop.load(Ordering::Relaxed) {
-        let batch_end = (sequence + 100).min(args.orders);
-        let now = SystemClock.now_ms();
+        let batch_end = (sequence + batch_size).min(args.orders);
+        // At a fixed rate an order is stamped with the time it was due, not the time it was
+        // produced: if producing falls behind, the delay counts as latency (no coordinated
+        // omission).
+        let now = match args.rate {
+            0 => SystemClock.now_ms(),
+            rate => started_ms + ((sequence - placed_before) * 1_000 / rate) as i64,
+        };
         let batch = (sequence..batch_end)
             .map(|next| {
                 let order = generate_order(next, &args, now);
