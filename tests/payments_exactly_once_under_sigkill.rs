@@ -18,7 +18,7 @@ use orderflow_runtime::{EmbeddedLog, RecordDecoder};
 use orderflow_schemas::messages::order_commands::OrderCommand;
 use orderflow_schemas::messages::order_events::OrderStatus;
 use orderflow_state_stores::{
-    CommittedKeyValueStore, Durability, JsonCodec, StorageConfig, StorageEngine, StoreCodecs,
+    CommittedKeyValueStore, CompactCodec, Durability, StorageConfig, StorageEngine, StoreCodecs,
     StringCodec,
 };
 
@@ -103,7 +103,7 @@ fn sigkill_during_charges_never_charges_an_order_twice() {
             StoreCodecs {
                 name: ORDER_STORE,
                 key: &StringCodec,
-                value: &JsonCodec,
+                value: &CompactCodec,
             },
         );
         states.extend(

@@ -22,7 +22,7 @@ use orderflow_schemas::messages::order_events::OrderEvent;
 use orderflow_schemas::messages::payment_events::PaymentEvent;
 use orderflow_schemas::money::Money;
 use orderflow_schemas::time::Timestamp;
-use orderflow_state_stores::{KeyValueStore, WindowStore};
+use orderflow_state_stores::{Codec, CompactCodec, KeyValueStore, WindowStore};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::PRODUCTS_TABLE;
@@ -423,7 +423,9 @@ impl Processor for WindowAggregator {
                 windows.put(&record.key, window_start, &total)?;
                 // The timer carries the running total: the window store may expire the window
                 // (when a much later fact arrives first) before the timer fires in this batch.
-                let payload = serde_json::to_vec(&total).expect("totals serialize");
+                let payload = CompactCodec
+                    .encode_to_vec(&total)
+                    .map_err(|error| ProcessError::invalid(format!("window total: {error}")))?;
                 context.schedule(
                     TimerKind::StreamTime,
                     &timer_key(shape_index, window_start, &record.key),
@@ -460,7 +462,10 @@ impl Processor for WindowAggregator {
             .get(shape_index)
             .ok_or_else(|| ProcessError::invalid(format!("unknown window shape {shape_index}")))?;
         let fact_key = fact_key.to_string();
-        let total: WindowTotal = serde_json::from_slice(&timer.payload)
+        // Compact since this session; a timer armed before still carries JSON, which the
+        // compact codec reads too.
+        let total: WindowTotal = CompactCodec
+            .decode(&timer.payload)
             .map_err(|error| ProcessError::invalid(format!("window timer payload: {error}")))?;
         let (metric_name, dimension) = fact_key
             .split_once('|')

@@ -22,6 +22,9 @@ pub struct RuntimeConfig {
     pub commit_when_caught_up: bool,
     /// Whether a commit waits for fsync.
     pub durability: Durability,
+    /// Bytes of global-table rows (products, users) each task keeps in memory after reading
+    /// them, dropped whenever the table changes; 0 turns the cache off.
+    pub global_table_cache_bytes_per_task: usize,
     /// Records fetched from one input partition per poll.
     pub poll_batch_records: usize,
     /// First delay before a panicked task restarts; doubles per consecutive failure.
@@ -41,6 +44,7 @@ impl Default for RuntimeConfig {
             commit_max_records: 10_000,
             commit_when_caught_up: true,
             durability: Durability::Fsync,
+            global_table_cache_bytes_per_task: 2 * 1024 * 1024,
             poll_batch_records: 1_000,
             restart_backoff_initial_ms: 100,
             restart_backoff_max_ms: 10_000,

@@ -8,8 +8,10 @@
 //! brings every global table up to the end of its topic before stream tasks run.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use orderflow_state_stores::{
     CommittedKeyValueStore, Space, StorageEngine, StoreCodecs, WriteBatch,
@@ -18,6 +20,7 @@ use orderflow_state_stores::{
 use crate::clock::Clock;
 use crate::dead_letter::{self, Failure, FailureStage};
 use crate::error::{ProcessError, RuntimeError};
+use crate::global_row_cache::GlobalRowCache;
 use crate::log::{LogBackend, LogTransaction};
 use crate::record::LogRecord;
 use crate::topology::TypedStoreCodecs;
@@ -34,6 +37,9 @@ pub(crate) struct GlobalTableDefinition {
     pub topic: String,
     pub project: ProjectFn,
     pub codecs: Arc<dyn Any + Send + Sync>,
+    /// Bumped by the table's task after every commit that changed the table, so tasks drop
+    /// the rows they cached (see `global_row_cache`).
+    pub version: Arc<AtomicU64>,
 }
 
 /// The keyspace of a global table.
@@ -156,6 +162,7 @@ impl GlobalTableTask {
         if applied == 0 {
             return Ok(0);
         }
+        let changed = !state.is_empty();
         log.commit(LogTransaction {
             group: self.group.clone(),
             outputs: dead_letters,
@@ -167,6 +174,10 @@ impl GlobalTableTask {
                 .collect(),
             state,
         })?;
+        if changed {
+            // After the commit: a task that sees the new version reads the new rows.
+            self.definition.version.fetch_add(1, Ordering::Release);
+        }
         Ok(applied)
     }
 
@@ -181,20 +192,38 @@ impl GlobalTableTask {
     }
 }
 
-/// A read-only view of a global table, for processors.
+/// A read-only view of a global table, for processors. Point reads go through the task's
+/// [`GlobalRowCache`].
 pub struct GlobalTableView<'a, K, V> {
-    store: CommittedKeyValueStore<'a, K, V>,
+    engine: &'a StorageEngine,
+    space: Space,
+    codecs: StoreCodecs<'a, K, V>,
+    cache: &'a RefCell<GlobalRowCache>,
+    version: &'a AtomicU64,
 }
 
 impl<K, V> std::fmt::Debug for GlobalTableView<'_, K, V> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("GlobalTableView").finish()
+        formatter
+            .debug_struct("GlobalTableView")
+            .field("table", &self.codecs.name)
+            .finish()
     }
 }
 
 impl<K, V> GlobalTableView<'_, K, V> {
     pub fn get(&self, key: &K) -> Result<Option<V>, ProcessError> {
-        Ok(self.store.get(key)?)
+        let encoded_key = self.codecs.encode_key(key)?;
+        let row = self.cache.borrow_mut().get_or_load(
+            self.codecs.name,
+            self.version,
+            &encoded_key,
+            || self.engine.get(&self.space, &encoded_key),
+        )?;
+        match row {
+            Some(bytes) => Ok(Some(self.codecs.decode_value(&encoded_key, &bytes)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn range(
@@ -203,7 +232,16 @@ impl<K, V> GlobalTableView<'_, K, V> {
         upper: Bound<&K>,
         limit: usize,
     ) -> Result<Vec<(K, V)>, ProcessError> {
-        Ok(self.store.range(lower, upper, limit)?)
+        let store = CommittedKeyValueStore::new(
+            self.engine,
+            self.space.clone(),
+            StoreCodecs {
+                name: self.codecs.name,
+                key: self.codecs.key,
+                value: self.codecs.value,
+            },
+        );
+        Ok(store.range(lower, upper, limit)?)
     }
 }
 
@@ -212,6 +250,7 @@ pub(crate) fn view<'a, K: 'static, V: 'static>(
     engine: &'a StorageEngine,
     space: Space,
     definition: &'a GlobalTableDefinition,
+    cache: &'a RefCell<GlobalRowCache>,
 ) -> Result<GlobalTableView<'a, K, V>, ProcessError> {
     let codecs = definition
         .codecs
@@ -222,14 +261,14 @@ pub(crate) fn view<'a, K: 'static, V: 'static>(
             actual: "other types",
         })?;
     Ok(GlobalTableView {
-        store: CommittedKeyValueStore::new(
-            engine,
-            space,
-            StoreCodecs {
-                name: &definition.name,
-                key: codecs.key.as_ref(),
-                value: codecs.value.as_ref(),
-            },
-        ),
+        engine,
+        space,
+        codecs: StoreCodecs {
+            name: &definition.name,
+            key: codecs.key.as_ref(),
+            value: codecs.value.as_ref(),
+        },
+        cache,
+        version: &definition.version,
     })
 }

@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod effects;
 pub mod error;
 pub mod global;
+mod global_row_cache;
 pub mod log;
 pub mod metrics;
 pub mod partitioner;

@@ -56,6 +56,7 @@ pub struct TaskCore {
     /// [`timers::NextDue`]), so a round does not scan the timer queue for nothing.
     pub(crate) next_due: timers::NextDue,
     global_tables: HashMap<String, orderflow_state_stores::Space>,
+    global_rows: std::cell::RefCell<crate::global_row_cache::GlobalRowCache>,
     pub(crate) queue: VecDeque<(usize, ErasedRecord)>,
     outputs: Vec<(String, u32, LogRecord)>,
     pub(crate) metadata: Option<RecordMetadata>,
@@ -151,7 +152,12 @@ impl TaskCore {
             .get(name)
             .expect("a task opens every global table")
             .clone();
-        crate::global::view(self.transaction.engine(), space, definition)
+        crate::global::view(
+            self.transaction.engine(),
+            space,
+            definition,
+            &self.global_rows,
+        )
     }
 
     pub(crate) fn window_store<K: 'static, V: 'static>(
@@ -347,6 +353,9 @@ impl Task {
                 timer_prefix,
                 next_due: timers::NextDue::default(),
                 global_tables,
+                global_rows: std::cell::RefCell::new(crate::global_row_cache::GlobalRowCache::new(
+                    config.global_table_cache_bytes_per_task,
+                )),
                 queue: VecDeque::new(),
                 outputs: Vec::new(),
                 metadata: None,

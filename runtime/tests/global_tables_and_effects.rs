@@ -107,23 +107,43 @@ fn every_task_reads_the_whole_global_table() {
     priced.dedup();
     assert_eq!(priced, vec!["A=100", "B=250", "C=7", "D=unknown"]);
 
-    driver
-        .pipe(
-            "price-updates",
-            &serde,
-            &"A".to_string(),
-            &"delete".to_string(),
-            3,
-        )
-        .unwrap();
+    // Every task has read (and cached) A and B by now: a deletion and a change must reach
+    // all of them.
+    for (sku, price) in [("A", "delete"), ("B", "300")] {
+        driver
+            .pipe(
+                "price-updates",
+                &serde,
+                &sku.to_string(),
+                &price.to_string(),
+                3,
+            )
+            .unwrap();
+    }
     driver.run_until_idle().unwrap();
-    driver
-        .pipe("orders", &serde, &"late".to_string(), &"A".to_string(), 4)
-        .unwrap();
+    for order in 0..8 {
+        let sku = ["A", "B"][order % 2];
+        driver
+            .pipe(
+                "orders",
+                &serde,
+                &format!("late-{order}"),
+                &sku.to_string(),
+                4,
+            )
+            .unwrap();
+    }
     driver.run_until_idle().unwrap();
-    let late = driver.read("priced", &serde).unwrap();
-    assert_eq!(late.len(), 1);
-    assert_eq!(late[0].value, "A=unknown");
+    let mut late: Vec<String> = driver
+        .read("priced", &serde)
+        .unwrap()
+        .into_iter()
+        .map(|record| record.value)
+        .collect();
+    assert_eq!(late.len(), 8);
+    late.sort_unstable();
+    late.dedup();
+    assert_eq!(late, vec!["A=unknown", "B=300"]);
 }
 
 /// Upper-cases the request value, counting how often it ran.

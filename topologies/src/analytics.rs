@@ -18,7 +18,7 @@ use orderflow_schemas::catalog::{
 };
 use orderflow_schemas::messages::analytics::AnalyticsAggregate;
 use orderflow_schemas::topic::TopicSpec;
-use orderflow_state_stores::{JsonCodec, StringCodec, WindowRetention};
+use orderflow_state_stores::{CompactCodec, JsonCodec, StringCodec, WindowRetention};
 
 use crate::catalog_topic;
 
@@ -46,7 +46,8 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
     }
     builder.add_topic(TopicSpec::new(FACTS_TOPIC, LOW_VOLUME_PARTITIONS));
     crate::add_products_table(&mut builder);
-    let facts: RecordSerde<String, Fact> = RecordSerde::new(StringCodec, JsonCodec);
+    // An internal topic that only this topology reads: compact binary values.
+    let facts: RecordSerde<String, Fact> = RecordSerde::new(StringCodec, CompactCodec);
     builder
         .add_source(
             "analytics-order-events",
@@ -77,7 +78,7 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
         .add_key_value_store::<String, Vec<CategorizedLine>>(
             ORDER_LINES_STORE,
             StringCodec,
-            JsonCodec,
+            CompactCodec,
         )
         .add_sink("facts-sink", &["facts"], FACTS_TOPIC, facts.clone())
         .add_source("facts-source", FACTS_TOPIC, facts);
@@ -94,7 +95,7 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
             shape.store,
             WindowRetention::new(shape.retention_ms(options.config.grace_ms)),
             StringCodec,
-            JsonCodec,
+            CompactCodec,
         );
     }
     builder.add_sink(

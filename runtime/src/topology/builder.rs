@@ -291,6 +291,7 @@ impl TopologyBuilder {
             topic: topic.to_string(),
             project,
             codecs,
+            version: Arc::default(),
         });
         self
     }
