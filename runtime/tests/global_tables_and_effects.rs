@@ -69,81 +69,68 @@ fn lookup_topology() -> Topology {
     builder.build().unwrap()
 }
 
+/// Pipes string records (key, value) into `topic` at `timestamp`.
+fn pipe_all(
+    driver: &mut TopologyTestDriver,
+    topic: &str,
+    records: &[(String, &str)],
+    timestamp: i64,
+) {
+    for (key, value) in records {
+        driver
+            .pipe(topic, &string_serde(), key, &value.to_string(), timestamp)
+            .unwrap();
+    }
+}
+
+/// Orders for `skus` in turn, `count` of them, keyed `<prefix>-<n>`.
+fn orders(prefix: &str, skus: &[&'static str], count: usize) -> Vec<(String, &'static str)> {
+    (0..count)
+        .map(|order| (format!("{prefix}-{order}"), skus[order % skus.len()]))
+        .collect()
+}
+
+/// The distinct values read from `priced`, sorted, and how many records there were.
+fn priced(driver: &mut TopologyTestDriver) -> (Vec<String>, usize) {
+    let mut values: Vec<String> = driver
+        .read("priced", &string_serde())
+        .unwrap()
+        .into_iter()
+        .map(|record| record.value)
+        .collect();
+    let count = values.len();
+    values.sort_unstable();
+    values.dedup();
+    (values, count)
+}
+
 #[test]
 fn every_task_reads_the_whole_global_table() {
     let mut driver = TopologyTestDriver::new(lookup_topology()).unwrap();
-    let serde = string_serde();
-    for (sku, price) in [("A", "100"), ("B", "250"), ("C", "7"), ("C", "ignore")] {
-        driver
-            .pipe(
-                "price-updates",
-                &serde,
-                &sku.to_string(),
-                &price.to_string(),
-                1,
-            )
-            .unwrap();
-    }
-    for order in 0..20 {
-        let sku = ["A", "B", "C", "D"][order % 4];
-        driver
-            .pipe(
-                "orders",
-                &serde,
-                &format!("order-{order}"),
-                &sku.to_string(),
-                2,
-            )
-            .unwrap();
-    }
+    let updates = [("A", "100"), ("B", "250"), ("C", "7"), ("C", "ignore")];
+    let updates: Vec<(String, &str)> = updates.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    pipe_all(&mut driver, "price-updates", &updates, 1);
+    pipe_all(
+        &mut driver,
+        "orders",
+        &orders("order", &["A", "B", "C", "D"], 20),
+        2,
+    );
     driver.run_until_idle().unwrap();
-    let mut priced: Vec<String> = driver
-        .read("priced", &serde)
-        .unwrap()
-        .into_iter()
-        .map(|record| record.value)
-        .collect();
-    priced.sort_unstable();
-    priced.dedup();
-    assert_eq!(priced, vec!["A=100", "B=250", "C=7", "D=unknown"]);
+    let (values, count) = priced(&mut driver);
+    assert_eq!(count, 20);
+    assert_eq!(values, vec!["A=100", "B=250", "C=7", "D=unknown"]);
 
     // Every task has read (and cached) A and B by now: a deletion and a change must reach
     // all of them.
-    for (sku, price) in [("A", "delete"), ("B", "300")] {
-        driver
-            .pipe(
-                "price-updates",
-                &serde,
-                &sku.to_string(),
-                &price.to_string(),
-                3,
-            )
-            .unwrap();
-    }
+    let changes = vec![("A".to_string(), "delete"), ("B".to_string(), "300")];
+    pipe_all(&mut driver, "price-updates", &changes, 3);
     driver.run_until_idle().unwrap();
-    for order in 0..8 {
-        let sku = ["A", "B"][order % 2];
-        driver
-            .pipe(
-                "orders",
-                &serde,
-                &format!("late-{order}"),
-                &sku.to_string(),
-                4,
-            )
-            .unwrap();
-    }
+    pipe_all(&mut driver, "orders", &orders("late", &["A", "B"], 8), 4);
     driver.run_until_idle().unwrap();
-    let mut late: Vec<String> = driver
-        .read("priced", &serde)
-        .unwrap()
-        .into_iter()
-        .map(|record| record.value)
-        .collect();
-    assert_eq!(late.len(), 8);
-    late.sort_unstable();
-    late.dedup();
-    assert_eq!(late, vec!["A=unknown", "B=300"]);
+    let (values, count) = priced(&mut driver);
+    assert_eq!(count, 8);
+    assert_eq!(values, vec!["A=unknown", "B=300"]);
 }
 
 /// Upper-cases the request value, counting how often it ran.
