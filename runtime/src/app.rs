@@ -145,16 +145,28 @@ impl RunningApp {
             let log = log.clone();
             let stop = stop.clone();
             let idle_wait = Duration::from_millis(config.commit_interval_ms.clamp(1, 50));
+            // Woken by records for its global tables and effect requests only.
+            let side_topics: Vec<String> = topology
+                .global_tables
+                .iter()
+                .map(|table| table.topic.clone())
+                .chain(
+                    topology
+                        .effects
+                        .iter()
+                        .map(|effect| effect.request_topic.clone()),
+                )
+                .collect();
+            let listener = log.listen(&side_topics);
             Some(
                 std::thread::Builder::new()
                     .name("orderflow-side".to_string())
                     .spawn(move || -> Result<(), RuntimeError> {
                         while !stop.load(Ordering::SeqCst) {
-                            let generation = log.generation();
                             let handled = side_tasks.poll_global_tables(log.as_ref())?
                                 + side_tasks.poll_effects(log.as_ref())?;
                             if handled == 0 {
-                                log.wait_for_records(generation, idle_wait);
+                                listener.wait(idle_wait);
                             }
                         }
                         Ok(())
@@ -352,8 +364,21 @@ impl StreamThread {
         }
         let idle_wait = Duration::from_millis(self.config.commit_interval_ms.clamp(1, 50));
         let commit_when_caught_up = self.config.commit_when_caught_up;
+        // Woken by records for its tasks' inputs only; wall-clock timers and restarts are
+        // served by the timeout.
+        let mut input_topics: Vec<String> = slots
+            .iter()
+            .flat_map(|slot| {
+                self.topology.sub_topologies[slot.id.sub_topology]
+                    .source_topics
+                    .iter()
+                    .cloned()
+            })
+            .collect();
+        input_topics.sort_unstable();
+        input_topics.dedup();
+        let listener = self.log.listen(&input_topics);
         while !self.stop.load(Ordering::SeqCst) {
-            let generation = self.log.generation();
             let mut handled = 0;
             // Tasks to commit after this round (slot index, records the poll handled).
             let mut due = Vec::new();
@@ -401,7 +426,7 @@ impl StreamThread {
                 }
             }
             if handled == 0 {
-                self.log.wait_for_records(generation, idle_wait);
+                listener.wait(idle_wait);
             }
         }
         for slot in &mut slots {

@@ -263,3 +263,47 @@ fn a_group_of_commits_lands_each_atomically_and_a_bad_one_fails_alone() {
     assert_eq!(keys(0), vec![b"first".to_vec(), b"first".to_vec()]);
     assert_eq!(keys(1), vec![b"second".to_vec(), b"second".to_vec()]);
 }
+
+#[test]
+fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
+    let log = std::sync::Arc::new(EmbeddedLog::in_memory());
+    for topic in ["inputs", "others"] {
+        log.create_topic(&TopicSpec::new(topic, 2)).unwrap();
+    }
+    let listener = log.listen(&["inputs".to_string()]);
+    let zero = std::time::Duration::ZERO;
+    assert!(!listener.wait(zero), "nothing happened yet");
+
+    // A commit to a topic it does not listen to does not mark it.
+    log.produce(vec![("others".into(), 0, record("k", Some("v"), 1))])
+        .unwrap();
+    assert!(!listener.wait(zero));
+
+    // A commit before the wait is not lost: the wait returns at once, then the mark is gone.
+    log.commit(LogTransaction {
+        group: "app".into(),
+        outputs: vec![("inputs".into(), 1, record("k", Some("v"), 2))],
+        positions: vec![],
+        state: WriteBatch::new(),
+    })
+    .unwrap();
+    assert!(listener.wait(std::time::Duration::from_secs(30)));
+    assert!(!listener.wait(zero));
+
+    // A thread blocked in wait is woken by a commit to its topic.
+    let waiting = {
+        let listener = listener.clone();
+        std::thread::spawn(move || listener.wait(std::time::Duration::from_secs(60)))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    log.produce(vec![("inputs".into(), 0, record("k", Some("v"), 3))])
+        .unwrap();
+    assert!(
+        waiting.join().unwrap(),
+        "woken by the commit, not by the timeout"
+    );
+
+    // Shutdown wakes every listener.
+    log.wake_all();
+    assert!(listener.wait(zero));
+}

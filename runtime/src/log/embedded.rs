@@ -18,7 +18,7 @@ use orderflow_state_stores::{
 };
 
 use crate::error::LogError;
-use crate::log::{LogBackend, LogTransaction, PartitionOffsets};
+use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener};
 use crate::record::{LogRecord, StoredRecord, decode_log_record, encode_log_record};
 
 const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
@@ -72,6 +72,34 @@ impl TopicEntry {
 struct Notifier {
     generation: Mutex<u64>,
     changed: Condvar,
+    /// Listeners by the topics they listen to (see [`LogBackend::listen`]).
+    listeners: Mutex<Vec<std::sync::Weak<TopicListener>>>,
+}
+
+/// A [`RecordListener`] of the embedded log: a mark and a condition variable.
+#[derive(Debug)]
+struct TopicListener {
+    topics: HashSet<String>,
+    marked: Mutex<bool>,
+    woken: Condvar,
+}
+
+impl TopicListener {
+    fn mark(&self) {
+        *self.marked.lock().expect("listener lock poisoned") = true;
+        self.woken.notify_one();
+    }
+}
+
+impl RecordListener for TopicListener {
+    fn wait(&self, timeout: Duration) -> bool {
+        let marked = self.marked.lock().expect("listener lock poisoned");
+        let (mut marked, _) = self
+            .woken
+            .wait_timeout_while(marked, timeout, |marked| !*marked)
+            .expect("listener lock poisoned");
+        std::mem::replace(&mut *marked, false)
+    }
 }
 
 /// Records to append: (topic, partition, record).
@@ -232,14 +260,35 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    fn notify(&self) {
-        let mut generation = self
+    /// Wakes the generation's waiters, and the listeners of `topics` (`None`: every listener).
+    fn notify(&self, topics: Option<&HashSet<&str>>) {
+        {
+            let mut generation = self
+                .notifier
+                .generation
+                .lock()
+                .expect("notifier lock poisoned");
+            *generation += 1;
+            self.notifier.changed.notify_all();
+        }
+        let mut listeners = self
             .notifier
-            .generation
+            .listeners
             .lock()
             .expect("notifier lock poisoned");
-        *generation += 1;
-        self.notifier.changed.notify_all();
+        listeners.retain(|listener| {
+            let Some(listener) = listener.upgrade() else {
+                return false;
+            };
+            let interested = match topics {
+                None => true,
+                Some(topics) => topics.iter().any(|topic| listener.topics.contains(*topic)),
+            };
+            if interested {
+                listener.mark();
+            }
+            true
+        });
     }
 
     /// Appends each group member's outputs and commits its batch with them atomically: the
@@ -259,9 +308,13 @@ impl EmbeddedLog {
     fn append_group(&self, appends: Vec<(Outputs, WriteBatch)>) -> Vec<Result<Vec<u64>, LogError>> {
         let mut completions = Vec::with_capacity(appends.len());
         let mut results = Vec::with_capacity(appends.len());
-        let mut produced = false;
+        let mut produced_topics: HashSet<String> = HashSet::new();
         for (outputs, batch) in appends {
-            produced |= !outputs.is_empty();
+            for (topic, _, _) in &outputs {
+                if !produced_topics.contains(topic.as_str()) {
+                    produced_topics.insert(topic.clone());
+                }
+            }
             match self.write_reserved(outputs, batch) {
                 Ok((assigned, completion)) => {
                     completions.push(Some(completion));
@@ -289,8 +342,9 @@ impl EmbeddedLog {
             }
         }
         drop(completions);
-        if produced {
-            self.notify();
+        if !produced_topics.is_empty() {
+            let topics = produced_topics.iter().map(String::as_str).collect();
+            self.notify(Some(&topics));
         }
         results
     }
@@ -747,7 +801,21 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn wake_all(&self) {
-        self.notify();
+        self.notify(None);
+    }
+
+    fn listen(&self, topics: &[String]) -> Arc<dyn RecordListener> {
+        let listener = Arc::new(TopicListener {
+            topics: topics.iter().cloned().collect(),
+            marked: Mutex::new(false),
+            woken: Condvar::new(),
+        });
+        self.notifier
+            .listeners
+            .lock()
+            .expect("notifier lock poisoned")
+            .push(Arc::downgrade(&listener));
+        listener
     }
 
     fn state_engine(&self) -> &StorageEngine {
