@@ -426,7 +426,18 @@ impl StreamThread {
                 }
             }
             if handled == 0 {
-                listener.wait(idle_wait);
+                // Until new input, or until the earliest wall-clock timer is due.
+                let now_ms = self.clock.now_ms();
+                let wait = slots
+                    .iter()
+                    .filter_map(|slot| slot.task.as_ref()?.next_wall_clock_timer_ms())
+                    .min()
+                    .map_or(idle_wait, |due_ms| {
+                        idle_wait.min(Duration::from_millis(
+                            due_ms.saturating_sub(now_ms).max(0) as u64
+                        ))
+                    });
+                listener.wait(wait);
             }
         }
         for slot in &mut slots {

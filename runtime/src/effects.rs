@@ -111,10 +111,14 @@ impl EffectTask {
                 self.positions[partition],
                 self.poll_batch,
             )?;
-            // A short fetch returned everything below `end`; missing offsets are gaps.
-            let next_position = match requests.last() {
-                Some(last) if requests.len() >= self.poll_batch => last.offset + 1,
-                _ => end,
+            // A short fetch returned everything below `end`; missing offsets are gaps. It may
+            // also have returned records committed after `end` was read: the position moves past
+            // the last one executed, never back onto it (that executed a request twice).
+            let after_last = requests.last().map_or(0, |last| last.offset + 1);
+            let next_position = if requests.len() >= self.poll_batch {
+                after_last
+            } else {
+                end.max(after_last)
             };
             let mut outputs = Vec::with_capacity(requests.len());
             for stored in &requests {
@@ -173,5 +177,137 @@ impl EffectTask {
             self.positions[partition] = next_position;
         }
         Ok(handled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use orderflow_schemas::topic::TopicSpec;
+    use orderflow_state_stores::{CheckpointEntry, StorageEngine};
+
+    use super::*;
+    use crate::EmbeddedLog;
+    use crate::clock::SystemClock;
+    use crate::error::LogError;
+    use crate::log::{PartitionOffsets, RecordListener};
+    use crate::record::StoredRecord;
+
+    /// The embedded log, except that once armed, reading the request topic's offsets commits
+    /// one more request right after: the end the effect task read is already stale when it
+    /// fetches, as when a producer commits between the two calls.
+    #[derive(Debug)]
+    struct RacingLog {
+        inner: EmbeddedLog,
+        armed: AtomicBool,
+    }
+
+    fn request(value: &str) -> LogRecord {
+        LogRecord::new(Some(b"k".to_vec()), Some(value.as_bytes().to_vec()), 1)
+    }
+
+    impl LogBackend for RacingLog {
+        fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+            self.inner.create_topic(spec)
+        }
+        fn topic(&self, name: &str) -> Option<TopicSpec> {
+            self.inner.topic(name)
+        }
+        fn topics(&self) -> Vec<TopicSpec> {
+            self.inner.topics()
+        }
+        fn fetch(
+            &self,
+            topic: &str,
+            partition: u32,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<StoredRecord>, LogError> {
+            self.inner.fetch(topic, partition, from, max)
+        }
+        fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError> {
+            let offsets = self.inner.offsets(topic, partition)?;
+            if topic == "requests" && self.armed.swap(false, Ordering::SeqCst) {
+                self.inner
+                    .produce(vec![("requests".into(), 0, request("late"))])?;
+            }
+            Ok(offsets)
+        }
+        fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError> {
+            self.inner.produce(records)
+        }
+        fn commit(&self, transaction: LogTransaction) -> Result<(), LogError> {
+            self.inner.commit(transaction)
+        }
+        fn committed_position(
+            &self,
+            group: &str,
+            topic: &str,
+            partition: u32,
+        ) -> Result<Option<u64>, LogError> {
+            self.inner.committed_position(group, topic, partition)
+        }
+        fn group_positions(&self) -> Result<Vec<CheckpointEntry>, LogError> {
+            self.inner.group_positions()
+        }
+        fn generation(&self) -> u64 {
+            self.inner.generation()
+        }
+        fn wait_for_records(&self, seen: u64, timeout: Duration) {
+            self.inner.wait_for_records(seen, timeout)
+        }
+        fn wake_all(&self) {
+            self.inner.wake_all()
+        }
+        fn listen(&self, topics: &[String]) -> Arc<dyn RecordListener> {
+            self.inner.listen(topics)
+        }
+        fn state_engine(&self) -> &StorageEngine {
+            self.inner.state_engine()
+        }
+    }
+
+    /// Records every request it executes.
+    struct Recorder(Mutex<Vec<String>>, AtomicU64);
+
+    impl EffectHandler for Recorder {
+        fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            let value = String::from_utf8_lossy(request.value.as_deref().unwrap_or_default());
+            self.0.lock().unwrap().push(value.into_owned());
+            Ok(Some(request.clone()))
+        }
+    }
+
+    #[test]
+    fn a_request_committed_between_reading_the_end_and_fetching_runs_once() {
+        let log = RacingLog {
+            inner: EmbeddedLog::in_memory(),
+            armed: AtomicBool::new(false),
+        };
+        log.create_topic(&TopicSpec::new("requests", 1)).unwrap();
+        log.create_topic(&TopicSpec::new("results", 1)).unwrap();
+        log.produce(vec![("requests".into(), 0, request("first"))])
+            .unwrap();
+        let recorder = Arc::new(Recorder(Mutex::new(Vec::new()), AtomicU64::new(0)));
+        let definition = EffectDefinition {
+            name: "record".to_string(),
+            request_topic: "requests".to_string(),
+            result_topic: Some("results".to_string()),
+            handler: recorder.clone(),
+        };
+        let mut task =
+            EffectTask::open(definition, "app", &log, 100, Arc::new(SystemClock)).unwrap();
+        log.armed.store(true, Ordering::SeqCst);
+        while task.poll(&log).unwrap() > 0 {}
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec!["first".to_string(), "late".to_string()],
+            "each request executed exactly once"
+        );
+        assert_eq!(log.offsets("results", 0).unwrap().end, 2);
     }
 }

@@ -796,6 +796,16 @@ impl Task {
         }
     }
 
+    /// When the task's next wall-clock timer is due, if a round has looked (`None`: none is
+    /// scheduled, or not known yet). Lets an idle thread sleep until then rather than a fixed
+    /// time.
+    pub fn next_wall_clock_timer_ms(&self) -> Option<i64> {
+        match self.core.next_due.get(TimerKind::WallClock) {
+            i64::MIN | i64::MAX => None,
+            due => Some(due),
+        }
+    }
+
     /// Drops everything since the last commit (a simulated crash, or a failed task).
     pub fn abort(mut self) {
         self.core.transaction.abort();

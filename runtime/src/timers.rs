@@ -115,7 +115,7 @@ impl Default for NextDue {
 }
 
 impl NextDue {
-    fn get(&self, kind: TimerKind) -> i64 {
+    pub(crate) fn get(&self, kind: TimerKind) -> i64 {
         self.0[kind.tag() as usize]
     }
 

@@ -268,7 +268,31 @@ fn the_threaded_runtime_runs_effects_and_global_tables() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "effects did not complete"
+            "effects did not complete: {}",
+            {
+                let ends = |topic: &str| -> Vec<u64> {
+                    (0..3)
+                        .map(|partition| log.offsets(topic, partition).unwrap().end)
+                        .collect()
+                };
+                format!(
+                    "inputs {:?} requests {:?} results {:?} outputs {:?} executions {} healthy {} positions {:?}",
+                    ends("inputs"),
+                    ends("requests"),
+                    ends("results"),
+                    ends("outputs"),
+                    executions.load(Ordering::SeqCst),
+                    app.is_healthy(),
+                    log.group_positions()
+                        .unwrap()
+                        .iter()
+                        .map(|entry| format!(
+                            "{}:{}:{}={}",
+                            entry.group, entry.topic, entry.partition, entry.next_offset
+                        ))
+                        .collect::<Vec<_>>()
+                )
+            }
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

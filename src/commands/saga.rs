@@ -347,15 +347,16 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
     let mut last_check = Instant::now();
     while sequence < args.orders && !stop.load(Ordering::Relaxed) {
         let batch_end = (sequence + batch_size).min(args.orders);
-        // At a fixed rate an order is stamped with the time it was due, not the time it was
+        // At a fixed rate each order is stamped with the time it was due, not the time it was
         // produced: if producing falls behind, the delay counts as latency (no coordinated
         // omission).
-        let now = match args.rate {
-            0 => SystemClock.now_ms(),
-            rate => started_ms + ((sequence - placed_before) * 1_000 / rate) as i64,
-        };
+        let produced_at = SystemClock.now_ms();
         let batch = (sequence..batch_end)
             .map(|next| {
+                let now = match args.rate {
+                    0 => produced_at,
+                    rate => started_ms + ((next - placed_before) * 1_000 / rate) as i64,
+                };
                 let order = generate_order(next, &args, now);
                 placed_at.insert(order.order_id, now);
                 record(

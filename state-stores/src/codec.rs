@@ -38,7 +38,9 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for JsonCodec {
 /// data directory keeps working and its values turn binary as they are rewritten.
 ///
 /// Postcard is positional: a stored type that changes shape needs a new format byte, and the
-/// old one decoded with the old shape. Bytes of an unknown format are refused with their byte.
+/// old one decoded with the old shape (bytes left over after a value are refused, so a longer
+/// shape is not silently cut short). First bytes below 0x20 are kept for such formats; an
+/// unknown one is refused with its byte, and anything else is read as JSON.
 /// It is not self-describing either: a type with an internally tagged or untagged enum, or a
 /// flattened field, encodes but cannot be decoded; keep such types on [`JsonCodec`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,13 +60,27 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for CompactCodec {
     fn decode(&self, bytes: &[u8]) -> Result<T, String> {
         match bytes.first() {
             Some(&COMPACT_FORMAT_V1) => {
-                postcard::from_bytes(&bytes[1..]).map_err(|error| format!("compact v1: {error}"))
+                let (value, rest) = postcard::take_from_bytes(&bytes[1..])
+                    .map_err(|error| format!("compact v1: {error}"))?;
+                // Postcard stops once the value is read: bytes left over mean a value of
+                // another shape, which must not be read as this one.
+                if !rest.is_empty() {
+                    return Err(format!(
+                        "compact v1: {} bytes left after the value; written with another shape?",
+                        rest.len()
+                    ));
+                }
+                Ok(value)
             }
-            // Whitespace or the first byte of a JSON value: written by `JsonCodec`.
-            Some(b'{' | b'[' | b'"' | b' ' | b'\t' | b'\n' | b'\r') => JsonCodec
+            // Bytes below 0x20 are kept for compact formats; a JSON value never starts with
+            // one, whitespace aside.
+            Some(&other) if other < 0x20 && !matches!(other, b'\t' | b'\n' | b'\r') => {
+                Err(format!("unknown value format byte 0x{other:02x}"))
+            }
+            // Anything else was written by `JsonCodec`.
+            Some(_) => JsonCodec
                 .decode(bytes)
                 .map_err(|error| format!("json: {error}")),
-            Some(other) => Err(format!("unknown value format byte 0x{other:02x}")),
             None => Err("empty value".to_string()),
         }
     }
@@ -176,6 +192,27 @@ mod tests {
         let compact = CompactCodec.encode_to_vec(&value).unwrap();
         assert_eq!(compact[0], COMPACT_FORMAT_V1);
         assert!(compact.len() < json.len(), "{compact:?} vs {json:?}");
+    }
+
+    #[test]
+    fn compact_refuses_a_value_with_bytes_left_over() {
+        let value = sample("name".to_string(), 7, vec![], true);
+        let mut encoded = CompactCodec.encode_to_vec(&value).unwrap();
+        encoded.push(0);
+        let error = Codec::<Sample>::decode(&CompactCodec, &encoded).unwrap_err();
+        assert!(error.contains("1 bytes left"), "{error}");
+    }
+
+    #[test]
+    fn compact_reads_any_json_value_written_before() {
+        assert_eq!(Codec::<u8>::decode(&CompactCodec, b"7"), Ok(7));
+        assert_eq!(Codec::<bool>::decode(&CompactCodec, b"true"), Ok(true));
+        assert_eq!(
+            Codec::<Option<u8>>::decode(&CompactCodec, b"null"),
+            Ok(None)
+        );
+        assert_eq!(Codec::<i64>::decode(&CompactCodec, b" -3"), Ok(-3));
+        assert_eq!(Codec::<i64>::decode(&CompactCodec, b"\n-3"), Ok(-3));
     }
 
     #[test]

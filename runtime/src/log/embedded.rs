@@ -261,7 +261,7 @@ impl EmbeddedLog {
     }
 
     /// Wakes the generation's waiters, and the listeners of `topics` (`None`: every listener).
-    fn notify(&self, topics: Option<&HashSet<&str>>) {
+    fn notify(&self, topics: Option<&[String]>) {
         {
             let mut generation = self
                 .notifier
@@ -282,7 +282,7 @@ impl EmbeddedLog {
             };
             let interested = match topics {
                 None => true,
-                Some(topics) => topics.iter().any(|topic| listener.topics.contains(*topic)),
+                Some(topics) => topics.iter().any(|topic| listener.topics.contains(topic)),
             };
             if interested {
                 listener.mark();
@@ -308,11 +308,13 @@ impl EmbeddedLog {
     fn append_group(&self, appends: Vec<(Outputs, WriteBatch)>) -> Vec<Result<Vec<u64>, LogError>> {
         let mut completions = Vec::with_capacity(appends.len());
         let mut results = Vec::with_capacity(appends.len());
-        let mut produced_topics: HashSet<String> = HashSet::new();
+        // The topics written, for the listeners: outputs come grouped by topic, so comparing
+        // with the last one seen skips almost every record without a search.
+        let mut produced_topics: Vec<String> = Vec::new();
         for (outputs, batch) in appends {
             for (topic, _, _) in &outputs {
-                if !produced_topics.contains(topic.as_str()) {
-                    produced_topics.insert(topic.clone());
+                if produced_topics.last() != Some(topic) && !produced_topics.contains(topic) {
+                    produced_topics.push(topic.clone());
                 }
             }
             match self.write_reserved(outputs, batch) {
@@ -343,8 +345,7 @@ impl EmbeddedLog {
         }
         drop(completions);
         if !produced_topics.is_empty() {
-            let topics = produced_topics.iter().map(String::as_str).collect();
-            self.notify(Some(&topics));
+            self.notify(Some(&produced_topics));
         }
         results
     }
