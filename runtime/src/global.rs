@@ -195,9 +195,8 @@ impl GlobalTableTask {
 /// A read-only view of a global table, for processors. Point reads go through the task's
 /// [`GlobalRowCache`].
 pub struct GlobalTableView<'a, K, V> {
-    engine: &'a StorageEngine,
-    space: Space,
-    codecs: StoreCodecs<'a, K, V>,
+    store: CommittedKeyValueStore<'a, K, V>,
+    name: &'a str,
     cache: &'a RefCell<GlobalRowCache>,
     version: &'a AtomicU64,
 }
@@ -206,24 +205,20 @@ impl<K, V> std::fmt::Debug for GlobalTableView<'_, K, V> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("GlobalTableView")
-            .field("table", &self.codecs.name)
+            .field("table", &self.name)
             .finish()
     }
 }
 
 impl<K, V> GlobalTableView<'_, K, V> {
     pub fn get(&self, key: &K) -> Result<Option<V>, ProcessError> {
-        let encoded_key = self.codecs.encode_key(key)?;
-        let row = self.cache.borrow_mut().get_or_load(
-            self.codecs.name,
-            self.version,
-            &encoded_key,
-            || self.engine.get(&self.space, &encoded_key),
-        )?;
-        match row {
-            Some(bytes) => Ok(Some(self.codecs.decode_value(&encoded_key, &bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.store.get_through(key, |engine, space, encoded_key| {
+            self.cache
+                .borrow_mut()
+                .get_or_load(self.name, self.version, encoded_key, || {
+                    engine.get(space, encoded_key)
+                })
+        })?)
     }
 
     pub fn range(
@@ -232,16 +227,7 @@ impl<K, V> GlobalTableView<'_, K, V> {
         upper: Bound<&K>,
         limit: usize,
     ) -> Result<Vec<(K, V)>, ProcessError> {
-        let store = CommittedKeyValueStore::new(
-            self.engine,
-            self.space.clone(),
-            StoreCodecs {
-                name: self.codecs.name,
-                key: self.codecs.key,
-                value: self.codecs.value,
-            },
-        );
-        Ok(store.range(lower, upper, limit)?)
+        Ok(self.store.range(lower, upper, limit)?)
     }
 }
 
@@ -261,13 +247,16 @@ pub(crate) fn view<'a, K: 'static, V: 'static>(
             actual: "other types",
         })?;
     Ok(GlobalTableView {
-        engine,
-        space,
-        codecs: StoreCodecs {
-            name: &definition.name,
-            key: codecs.key.as_ref(),
-            value: codecs.value.as_ref(),
-        },
+        store: CommittedKeyValueStore::new(
+            engine,
+            space,
+            StoreCodecs {
+                name: &definition.name,
+                key: codecs.key.as_ref(),
+                value: codecs.value.as_ref(),
+            },
+        ),
+        name: &definition.name,
         cache,
         version: &definition.version,
     })

@@ -271,8 +271,20 @@ impl<'a, K, V> CommittedKeyValueStore<'a, K, V> {
     }
 
     pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
+        self.get_through(key, |engine, space, encoded_key| {
+            engine.get(space, encoded_key)
+        })
+    }
+
+    /// [`Self::get`], with the encoded key's bytes read by `read` (given the engine, the
+    /// keyspace and the encoded key): a cache in front of the engine.
+    pub fn get_through(
+        &self,
+        key: &K,
+        read: impl FnOnce(&StorageEngine, &Space, &[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<Option<V>, StoreError> {
         let encoded_key = self.codecs.encode_key(key)?;
-        match self.engine.get(&self.space, &encoded_key)? {
+        match read(self.engine, &self.space, &encoded_key)? {
             Some(bytes) => Ok(Some(self.codecs.decode_value(&encoded_key, &bytes)?)),
             None => Ok(None),
         }
