@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
-use crate::log::LogBackend;
+use crate::log::{LogBackend, Visibility};
 use crate::metrics::MetricsRegistry;
 use crate::side_tasks::SideTasks;
 use crate::task::{InFlight, Task, TaskId};
@@ -157,7 +157,9 @@ impl RunningApp {
                         .map(|effect| effect.request_topic.clone()),
                 )
                 .collect();
-            let listener = log.listen(&side_topics);
+            // Durable: effects read only durable requests (global tables read in-process,
+            // and are woken a sync later; their topics change rarely).
+            let listener = log.listen(&side_topics, Visibility::Durable);
             Some(
                 std::thread::Builder::new()
                     .name("orderflow-side".to_string())
@@ -377,7 +379,7 @@ impl StreamThread {
             .collect();
         input_topics.sort_unstable();
         input_topics.dedup();
-        let listener = self.log.listen(&input_topics);
+        let listener = self.log.listen(&input_topics, Visibility::InProcess);
         while !self.stop.load(Ordering::SeqCst) {
             let mut handled = 0;
             // Tasks to commit after this round (slot index, records the poll handled).

@@ -193,7 +193,7 @@ mod tests {
     use crate::EmbeddedLog;
     use crate::clock::SystemClock;
     use crate::error::LogError;
-    use crate::log::{PartitionOffsets, RecordListener};
+    use crate::log::{PartitionOffsets, RecordListener, Visibility};
     use crate::record::StoredRecord;
 
     /// The embedded log, except that once armed, reading the request topic's offsets commits
@@ -262,8 +262,8 @@ mod tests {
         fn wake_all(&self) {
             self.inner.wake_all()
         }
-        fn listen(&self, topics: &[String]) -> Arc<dyn RecordListener> {
-            self.inner.listen(topics)
+        fn listen(&self, topics: &[String], visibility: Visibility) -> Arc<dyn RecordListener> {
+            self.inner.listen(topics, visibility)
         }
         fn state_engine(&self) -> &StorageEngine {
             self.inner.state_engine()

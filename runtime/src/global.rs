@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::dead_letter::{self, Failure, FailureStage};
 use crate::error::{ProcessError, RuntimeError};
 use crate::global_row_cache::GlobalRowCache;
-use crate::log::{LogBackend, LogTransaction};
+use crate::log::{LogBackend, LogTransaction, Visibility};
 use crate::record::LogRecord;
 use crate::topology::TypedStoreCodecs;
 
@@ -111,11 +111,17 @@ impl GlobalTableTask {
             let partition = partition as u32;
             // As in tasks: the end is read first, so a short fetch proves offsets below it that
             // it did not return are gaps, which are stepped over.
-            let end = log.offsets(&topic, partition)?.end;
+            let end = log.end_visible(&topic, partition, Visibility::InProcess)?;
             if *position >= end {
                 continue;
             }
-            let records = log.fetch(&topic, partition, *position, self.poll_batch)?;
+            let records = log.fetch_visible(
+                &topic,
+                partition,
+                *position,
+                self.poll_batch,
+                Visibility::InProcess,
+            )?;
             let complete = records.len() < self.poll_batch;
             if records.is_empty() {
                 *position = end;
@@ -184,7 +190,12 @@ impl GlobalTableTask {
     /// Whether every partition has been applied to its end.
     pub fn is_caught_up(&self, log: &dyn LogBackend) -> Result<bool, RuntimeError> {
         for (partition, position) in self.positions.iter().enumerate() {
-            if log.offsets(&self.definition.topic, partition as u32)?.end > *position {
+            if log.end_visible(
+                &self.definition.topic,
+                partition as u32,
+                Visibility::InProcess,
+            )? > *position
+            {
                 return Ok(false);
             }
         }

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::RuntimeConfig;
 use crate::dead_letter::{self, Failure, FailureStage};
 use crate::error::{ProcessError, RuntimeError};
-use crate::log::{LogBackend, LogTransaction};
+use crate::log::{LogBackend, LogTransaction, Visibility};
 use crate::metrics::{MetricsRegistry, ProcessorMetrics, TaskMetrics};
 use crate::partitioner::partition_for_key;
 use crate::processor::ErasedRecord;
@@ -410,14 +410,16 @@ impl Task {
             // The end is read before fetching: a fetch that returns less than asked has then
             // returned every record below it, and any offset it skipped is a gap (a failed
             // append), which the task steps over instead of waiting for it forever.
-            let end = log.offsets(&input.topic, self.id.partition)?.end;
+            // In-process visibility: see "Durability, pipelined" in the embedded log.
+            let end = log.end_visible(&input.topic, self.id.partition, Visibility::InProcess)?;
             if input.buffer.is_empty() {
                 if input.next_offset < end {
-                    let fetched = log.fetch(
+                    let fetched = log.fetch_visible(
                         &input.topic,
                         self.id.partition,
                         input.next_offset,
                         self.config.poll_batch_records,
+                        Visibility::InProcess,
                     )?;
                     if fetched.len() < self.config.poll_batch_records {
                         input.read_to = end;

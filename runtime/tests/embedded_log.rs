@@ -1,6 +1,6 @@
 //! The embedded log: offsets, durability across reopen, retention and compaction.
 
-use orderflow_runtime::log::{LogBackend, LogTransaction};
+use orderflow_runtime::log::{LogBackend, LogTransaction, Visibility};
 use orderflow_runtime::{EmbeddedLog, LogError, LogRecord};
 use orderflow_schemas::topic::TopicSpec;
 use orderflow_state_stores::{Durability, StorageConfig, StorageEngine, WriteBatch};
@@ -243,9 +243,14 @@ fn a_group_of_commits_lands_each_atomically_and_a_bad_one_fails_alone() {
             matches!(&results[1], Err(LogError::UnknownTopic { topic }) if topic == "missing"),
             "{results:?}"
         );
-        // Visible at once after the group returns.
-        assert_eq!(log.offsets("out", 0).unwrap().end, 2);
-        assert_eq!(log.offsets("out", 1).unwrap().end, 2);
+        // Visible in process at once after the group returns (durable a sync later).
+        for partition in [0, 1] {
+            assert_eq!(
+                log.end_visible("out", partition, Visibility::InProcess)
+                    .unwrap(),
+                2
+            );
+        }
     }
     // And durable: the outputs and positions of the good commits survive a reopen; nothing
     // of the bad one does.
@@ -270,7 +275,7 @@ fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
     for topic in ["inputs", "others"] {
         log.create_topic(&TopicSpec::new(topic, 2)).unwrap();
     }
-    let listener = log.listen(&["inputs".to_string()]);
+    let listener = log.listen(&["inputs".to_string()], Visibility::InProcess);
     let zero = std::time::Duration::ZERO;
     assert!(!listener.wait(zero), "nothing happened yet");
 
@@ -306,4 +311,63 @@ fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
     // Shutdown wakes every listener.
     log.wake_all();
     assert!(listener.wait(zero));
+}
+
+/// "Durability, pipelined": a task's commit is readable in process at once and reaches the
+/// durable watermark when the syncer thread has synced it; an intake `produce` returns only
+/// once its records are durable; after a reopen both watermarks are the end on disk.
+#[test]
+fn commits_are_visible_in_process_at_once_and_durable_after_the_syncer() {
+    let folder = tempfile::tempdir().unwrap();
+    let log = open(folder.path());
+    log.create_topic(&TopicSpec::new("events", 1)).unwrap();
+    let durable_listener = log.listen(&["events".to_string()], Visibility::Durable);
+
+    log.commit(LogTransaction {
+        group: "app".into(),
+        outputs: vec![("events".into(), 0, record("k", Some("v"), 1))],
+        positions: vec![],
+        state: WriteBatch::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        log.end_visible("events", 0, Visibility::InProcess).unwrap(),
+        1,
+        "a stream task reads a commit without waiting for the disk"
+    );
+    assert_eq!(
+        log.fetch_visible("events", 0, 0, 10, Visibility::InProcess)
+            .unwrap()
+            .len(),
+        1
+    );
+    // The syncer makes it durable behind the writer, and wakes durable listeners.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while log.offsets("events", 0).unwrap().end < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the syncer never made the commit durable"
+        );
+        durable_listener.wait(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(log.fetch("events", 0, 0, 10).unwrap().len(), 1);
+
+    // The intake's produce returns durable: nothing to wait for after it.
+    let offsets = log
+        .produce(vec![("events".into(), 0, record("k", Some("w"), 2))])
+        .unwrap();
+    assert_eq!(offsets, vec![1]);
+    assert_eq!(log.offsets("events", 0).unwrap().end, 2);
+
+    // Dropping the log stops the syncer and closes the database: it reopens at once.
+    drop(durable_listener);
+    drop(log);
+    let reopened = open(folder.path());
+    assert_eq!(reopened.offsets("events", 0).unwrap().end, 2);
+    assert_eq!(
+        reopened
+            .end_visible("events", 0, Visibility::InProcess)
+            .unwrap(),
+        2
+    );
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Durability, StorageConfig};
 use crate::error::StoreError;
 use crate::group_sync::GroupSync;
+use crate::journal_sync::JournalSync;
 
 /// Called for each entry of a scan, in key order; `Break` stops the scan.
 pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
@@ -105,6 +106,7 @@ enum EngineInner {
         path: PathBuf,
         memtable_bytes: u64,
         group_sync: Arc<GroupSync>,
+        journal_sync: Arc<JournalSync>,
     },
     Memory(Arc<RwLock<MemorySpaces>>),
 }
@@ -145,6 +147,7 @@ impl StorageEngine {
                 path: path.to_path_buf(),
                 memtable_bytes: config.memtable_mib.max(1) * 1024 * 1024,
                 group_sync: Arc::default(),
+                journal_sync: Arc::new(JournalSync::new(path)),
             },
         })
     }
@@ -427,9 +430,10 @@ impl StorageEngine {
             EngineInner::Fjall {
                 database,
                 group_sync,
+                journal_sync,
                 ..
             } => group_sync
-                .wait_durable(|| database.persist(fjall::PersistMode::SyncData))
+                .wait_durable(|| journal_sync.sync(database))
                 .map_err(|source| StoreError::Commit { writes: 0, source }),
             EngineInner::Memory(_) => Ok(()),
         }

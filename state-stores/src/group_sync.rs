@@ -15,12 +15,10 @@
 //! fsync therefore covers every commit that arrived during the previous one; alone, a commit
 //! pays exactly one fsync, as before.
 //!
-//! `commit` still returns only once the batch is durable, and the embedded log moves a
-//! partition's high watermark only after that, so consumers of the log never read a record that
-//! is not on disk. What does change: fjall applies a batch to its memtables when it is written,
-//! before the shared sync, so a *direct* read of a store (an interactive query through
-//! `runtime::query::StoreReader`) can see state up to one sync before it is durable. After a
-//! power loss such state is recomputed from the durable inputs that produced it.
+//! `commit(batch, Fsync)` still returns only once the batch is durable. The sync itself runs
+//! outside fjall's journal lock (see [`crate::journal_sync`]). What the embedded log builds on
+//! this (a durable and an in-process high watermark per partition) is explained in
+//! `runtime/src/log/embedded.rs`, "Durability, pipelined".
 
 use std::sync::{Condvar, Mutex};
 

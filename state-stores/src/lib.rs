@@ -5,6 +5,7 @@
 //! - [`key_value`] and [`window`]: the typed store traits processors use;
 //! - [`checkpoint`]: input positions committed with the state they produced;
 //! - [`group_sync`]: group commit, one fsync for many concurrent commits;
+//! - [`journal_sync`]: that fsync, without holding fjall's journal lock;
 //! - [`codec`]: order-preserving key codecs and value codecs (JSON, compact binary).
 
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod group_sync;
+pub mod journal_sync;
 pub mod key_value;
 pub mod transaction;
 pub mod window;

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, ControlFlow};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use orderflow_schemas::topic::{CleanupPolicy, TopicSpec};
@@ -18,7 +18,7 @@ use orderflow_state_stores::{
 };
 
 use crate::error::LogError;
-use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener};
+use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener, Visibility};
 use crate::record::{LogRecord, StoredRecord, decode_log_record, encode_log_record};
 
 const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
@@ -40,8 +40,11 @@ fn offset_of_key(key: &[u8]) -> u64 {
 struct TopicEntry {
     spec: TopicSpec,
     space: Space,
-    /// Per partition: the high watermark, the end of the committed, readable records.
+    /// Per partition: the in-process high watermark, the end of the committed records.
     ends: Vec<u64>,
+    /// Per partition: the durable high watermark, the end of the records known on disk (at
+    /// or below `ends`).
+    durable_ends: Vec<u64>,
     /// Per partition: the oldest offset present.
     starts: Vec<u64>,
     /// Per partition: the next offset to hand out (at or past `ends`).
@@ -53,7 +56,7 @@ struct TopicEntry {
 impl TopicEntry {
     /// Marks a reserved range committed and moves the high watermark over every committed
     /// range that now follows it without a gap.
-    fn complete(&mut self, partition: usize, start: u64) {
+    fn complete(&mut self, partition: usize, start: u64, durable: bool) {
         let ranges = &mut self.in_flight[partition];
         if let Some(range) = ranges.get_mut(&start) {
             range.1 = true;
@@ -64,6 +67,16 @@ impl TopicEntry {
             }
             self.ends[partition] = end;
             ranges.remove(&first);
+        }
+        if durable {
+            self.durable_ends[partition] = self.ends[partition];
+        }
+    }
+
+    fn end(&self, partition: usize, visibility: Visibility) -> u64 {
+        match visibility {
+            Visibility::Durable => self.durable_ends[partition],
+            Visibility::InProcess => self.ends[partition],
         }
     }
 }
@@ -80,6 +93,7 @@ struct Notifier {
 #[derive(Debug)]
 struct TopicListener {
     topics: HashSet<String>,
+    visibility: Visibility,
     marked: Mutex<bool>,
     woken: Condvar,
 }
@@ -105,18 +119,20 @@ impl RecordListener for TopicListener {
 /// Records to append: (topic, partition, record).
 type Outputs = Vec<(String, u32, LogRecord)>;
 
+/// When an append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendWait {
+    /// Once on disk: what the caller acknowledges leaves the process (the API's intake).
+    Durable,
+    /// Once written: a stream task's commit; the syncer makes it durable behind it.
+    Pipelined,
+}
+
 struct RangeCompletion {
     topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
     reservations: Vec<(String, u32, u64, u64)>,
-}
-
-impl RangeCompletion {
-    /// Leaves the ranges incomplete for good: their records were written but could not be made
-    /// durable, so the partitions' high watermarks stop below them rather than expose them.
-    /// (fjall treats a failed sync as fatal; the log refuses further writes.)
-    fn abandon(mut self) {
-        self.reservations.clear();
-    }
+    /// Without fsync, committed is as durable as it gets: both watermarks move together.
+    durable: bool,
 }
 
 impl Drop for RangeCompletion {
@@ -127,7 +143,7 @@ impl Drop for RangeCompletion {
         };
         for (topic, partition, start, _) in &self.reservations {
             if let Some(entry) = topics.get_mut(topic.as_str()) {
-                entry.complete(*partition as usize, *start);
+                entry.complete(*partition as usize, *start, self.durable);
             }
         }
     }
@@ -140,7 +156,183 @@ pub struct MaintenanceReport {
     pub compacted_records: u64,
 }
 
+/// What the durability pipeline needs: the syncer thread holds it weakly, so dropping the last
+/// log handle closes the database instead of a thread keeping it open.
+#[derive(Debug)]
+struct Durabilizer {
+    engine: StorageEngine,
+    topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
+    notifier: Arc<Notifier>,
+    /// The first failed sync, for good: nothing written after it is known to reach the disk,
+    /// so the log refuses further writes (fjall treats a failed sync as fatal too).
+    failed: Mutex<Option<String>>,
+}
+
+impl Durabilizer {
+    /// Makes every record committed so far durable and moves the durable watermarks over it.
+    /// The in-process watermarks are read *before* the sync: every record below them was
+    /// written before the sync began, so the sync covers it.
+    fn sync_and_publish(&self, notify: &dyn Fn(&[String], Visibility)) -> Result<(), LogError> {
+        if let Some(reason) = self
+            .failed
+            .lock()
+            .expect("sync failure lock poisoned")
+            .clone()
+        {
+            return Err(LogError::Sync { reason });
+        }
+        let snapshot: Vec<(String, Vec<u64>)> = self
+            .topics
+            .lock()
+            .expect("topic table lock poisoned")
+            .iter()
+            .filter(|(_, entry)| entry.durable_ends != entry.ends)
+            .map(|(name, entry)| (name.clone(), entry.ends.clone()))
+            .collect();
+        if let Err(error) = self.engine.sync() {
+            let reason = error.to_string();
+            *self.failed.lock().expect("sync failure lock poisoned") = Some(reason.clone());
+            return Err(LogError::Sync { reason });
+        }
+        if snapshot.is_empty() {
+            return Ok(());
+        }
+        let mut moved = Vec::with_capacity(snapshot.len());
+        {
+            let mut topics = self.topics.lock().expect("topic table lock poisoned");
+            for (name, ends) in snapshot {
+                let Some(entry) = topics.get_mut(&name) else {
+                    continue;
+                };
+                for (durable, end) in entry.durable_ends.iter_mut().zip(ends) {
+                    *durable = (*durable).max(end);
+                }
+                moved.push(name);
+            }
+        }
+        notify(&moved, Visibility::Durable);
+        Ok(())
+    }
+}
+
+/// Wakes the syncer thread.
+#[derive(Debug, Default)]
+struct SyncSignal {
+    /// (a sync is wanted, stop)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+/// The syncer thread; dropping the last handle stops it and waits for it.
+#[derive(Debug)]
+struct Syncer {
+    signal: Arc<SyncSignal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(target: Weak<Durabilizer>) -> Self {
+        let signal = Arc::new(SyncSignal::default());
+        let thread_signal = signal.clone();
+        let thread = std::thread::Builder::new()
+            .name("orderflow-sync".to_string())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut state = thread_signal.state.lock().expect("sync signal poisoned");
+                        while !state.0 && !state.1 {
+                            state = thread_signal
+                                .changed
+                                .wait(state)
+                                .expect("sync signal poisoned");
+                        }
+                        if state.1 {
+                            return;
+                        }
+                        state.0 = false;
+                    }
+                    let Some(target) = target.upgrade() else {
+                        return;
+                    };
+                    let notifier = target.notifier.clone();
+                    let notify = |topics: &[String], visibility| {
+                        notify_listeners(&notifier, Some(topics), visibility);
+                    };
+                    if let Err(error) = target.sync_and_publish(&notify) {
+                        tracing::error!(%error, "the embedded log could not sync; it refuses writes from now on");
+                        return;
+                    }
+                }
+            })
+            .expect("the syncer thread starts");
+        Self {
+            signal,
+            thread: Some(thread),
+        }
+    }
+
+    fn request(&self) {
+        self.signal.state.lock().expect("sync signal poisoned").0 = true;
+        self.signal.changed.notify_one();
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.signal.state.lock().expect("sync signal poisoned").1 = true;
+        self.signal.changed.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Wakes the generation's waiters, and the listeners of `topics` (`None`: every listener) that
+/// read at `visibility`.
+fn notify_listeners(notifier: &Notifier, topics: Option<&[String]>, visibility: Visibility) {
+    {
+        let mut generation = notifier.generation.lock().expect("notifier lock poisoned");
+        *generation += 1;
+        notifier.changed.notify_all();
+    }
+    let mut listeners = notifier.listeners.lock().expect("notifier lock poisoned");
+    listeners.retain(|listener| {
+        let Some(listener) = listener.upgrade() else {
+            return false;
+        };
+        let interested = match topics {
+            None => true,
+            Some(topics) => {
+                listener.visibility == visibility
+                    && topics.iter().any(|topic| listener.topics.contains(topic))
+            }
+        };
+        if interested {
+            listener.mark();
+        }
+        true
+    });
+}
+
 /// The embedded log backend.
+///
+/// # Durability, pipelined
+/// A commit is written to fjall's journal (into the OS, not yet fsynced) and is at once
+/// visible *in process*: its partitions' in-process high watermarks move, and stream tasks and
+/// global tables read up to them. A syncer thread fsyncs behind the writers and then moves the
+/// *durable* high watermarks, up to which everything else reads (effects, tools, anything
+/// outside a stream task). So a stream thread never waits for the disk, and a record crosses
+/// each hop of a topology without an fsync per hop.
+///
+/// Why a stream task may read records that are not on disk yet: fjall has ONE journal, written
+/// in commit order. A task that reads a record commits what it derived (outputs, state,
+/// positions) in a later batch of that journal. A process crash loses nothing that was
+/// written (it is in the OS). A power cut keeps a prefix of the journal: if the derived batch
+/// survives, the record it was derived from does too; if not, the task's position is back
+/// before it as well, and it is derived again. What must not run ahead of the disk is what
+/// leaves the process: an effect (a payment provider call) reads only durable requests, and
+/// `produce` (the API's intake) returns only once its records are on disk, so a client never
+/// holds an acknowledgement a power cut can take back.
 #[derive(Debug, Clone)]
 pub struct EmbeddedLog {
     engine: StorageEngine,
@@ -149,6 +341,9 @@ pub struct EmbeddedLog {
     checkpoints: Checkpoints,
     topics: Arc<Mutex<HashMap<String, TopicEntry>>>,
     notifier: Arc<Notifier>,
+    durabilizer: Arc<Durabilizer>,
+    /// With fsync durability: the thread that makes commits durable behind the writers.
+    syncer: Option<Arc<Syncer>>,
 }
 
 impl EmbeddedLog {
@@ -176,14 +371,31 @@ impl EmbeddedLog {
             let entry = Self::recover_topic(&engine, spec)?;
             topics.insert(entry.spec.name.clone(), entry);
         }
+        let topics = Arc::new(Mutex::new(topics));
+        let notifier: Arc<Notifier> = Arc::default();
+        let durabilizer = Arc::new(Durabilizer {
+            engine: engine.clone(),
+            topics: topics.clone(),
+            notifier: notifier.clone(),
+            failed: Mutex::new(None),
+        });
+        let syncer = (durability == Durability::Fsync && engine.is_durable())
+            .then(|| Arc::new(Syncer::start(Arc::downgrade(&durabilizer))));
         Ok(Self {
             engine,
             durability,
             metadata,
             checkpoints,
-            topics: Arc::new(Mutex::new(topics)),
-            notifier: Arc::default(),
+            topics,
+            notifier,
+            durabilizer,
+            syncer,
         })
+    }
+
+    /// Whether commits are durable as soon as they are written (no fsync to wait for).
+    fn durable_when_written(&self) -> bool {
+        self.syncer.is_none()
     }
 
     /// An embedded log in memory (tests, benchmarks).
@@ -211,6 +423,7 @@ impl EmbeddedLog {
         Ok(TopicEntry {
             in_flight: vec![BTreeMap::new(); ends.len()],
             reserved: ends.clone(),
+            durable_ends: ends.clone(),
             spec,
             space,
             ends,
@@ -234,6 +447,7 @@ impl EmbeddedLog {
         &self,
         topic: &str,
         partition: u32,
+        visibility: Visibility,
     ) -> Result<(Space, PartitionOffsets), LogError> {
         let topics = self.topics.lock().expect("topic table lock poisoned");
         let entry = topics.get(topic).ok_or_else(|| LogError::UnknownTopic {
@@ -244,7 +458,7 @@ impl EmbeddedLog {
             entry.space.clone(),
             PartitionOffsets {
                 log_start: entry.starts[partition as usize],
-                end: entry.ends[partition as usize],
+                end: entry.end(partition as usize, visibility),
             },
         ))
     }
@@ -260,52 +474,51 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    /// Wakes the generation's waiters, and the listeners of `topics` (`None`: every listener).
-    fn notify(&self, topics: Option<&[String]>) {
-        {
-            let mut generation = self
-                .notifier
-                .generation
-                .lock()
-                .expect("notifier lock poisoned");
-            *generation += 1;
-            self.notifier.changed.notify_all();
-        }
-        let mut listeners = self
-            .notifier
-            .listeners
-            .lock()
-            .expect("notifier lock poisoned");
-        listeners.retain(|listener| {
-            let Some(listener) = listener.upgrade() else {
-                return false;
-            };
-            let interested = match topics {
-                None => true,
-                Some(topics) => topics.iter().any(|topic| listener.topics.contains(topic)),
-            };
-            if interested {
-                listener.mark();
-            }
-            true
-        });
+    /// Wakes the listeners of `topics` at `visibility` (`None`: every listener).
+    fn notify(&self, topics: Option<&[String]>, visibility: Visibility) {
+        notify_listeners(&self.notifier, topics, visibility);
+    }
+
+    /// Makes everything committed so far durable, then moves the durable watermarks.
+    fn sync_and_publish(&self) -> Result<(), LogError> {
+        let notify = |topics: &[String], visibility| self.notify(Some(topics), visibility);
+        self.durabilizer.sync_and_publish(&notify)
     }
 
     /// Appends each group member's outputs and commits its batch with them atomically: the
     /// heart of the commit protocol.
     ///
     /// Offsets are reserved under the topic lock, but the fjall batch is written outside it, so
-    /// tasks on different threads commit in parallel. A partition's high watermark moves only
-    /// over reserved ranges that are committed and contiguous, so readers never see a record
-    /// before every record below it is committed, and never see an uncommitted one. A range
-    /// whose commit fails becomes a gap in the offsets, which readers skip, as with Kafka's
-    /// aborted transactions.
+    /// tasks on different threads commit in parallel. A partition's in-process high watermark
+    /// moves only over reserved ranges that are committed and contiguous, so readers never see
+    /// a record before every record below it is committed, and never see an uncommitted one.
+    /// A range whose commit fails becomes a gap in the offsets, which readers skip, as with
+    /// Kafka's aborted transactions.
     ///
-    /// Several appends can go as one group (`commit_all`): each is written atomically on its
-    /// own, then ONE sync makes them all durable, and only then do their ranges complete. A
-    /// failed sync leaves the ranges of the whole group incomplete for good, so no watermark
-    /// ever passes a record that is not on disk.
-    fn append_group(&self, appends: Vec<(Outputs, WriteBatch)>) -> Vec<Result<Vec<u64>, LogError>> {
+    /// `wait`: [`AppendWait::Durable`] returns once the appends are on disk (one sync for the
+    /// whole group); [`AppendWait::Pipelined`] returns once they are written and leaves the
+    /// sync to the syncer thread (see "Durability, pipelined" on [`EmbeddedLog`]).
+    fn append_group(
+        &self,
+        appends: Vec<(Outputs, WriteBatch)>,
+        wait: AppendWait,
+    ) -> Vec<Result<Vec<u64>, LogError>> {
+        if let Some(reason) = self
+            .durabilizer
+            .failed
+            .lock()
+            .expect("sync failure lock poisoned")
+            .clone()
+        {
+            return appends
+                .iter()
+                .map(|_| {
+                    Err(LogError::Sync {
+                        reason: reason.clone(),
+                    })
+                })
+                .collect();
+        }
         let mut completions = Vec::with_capacity(appends.len());
         let mut results = Vec::with_capacity(appends.len());
         // The topics written, for the listeners: outputs come grouped by topic, so comparing
@@ -319,33 +532,43 @@ impl EmbeddedLog {
             }
             match self.write_reserved(outputs, batch) {
                 Ok((assigned, completion)) => {
-                    completions.push(Some(completion));
+                    completions.push(completion);
                     results.push(Ok(assigned));
                 }
-                Err(error) => {
-                    completions.push(None);
-                    results.push(Err(error));
-                }
+                Err(error) => results.push(Err(error)),
             }
         }
-        let written = results.iter().any(Result::is_ok);
-        if written
-            && self.durability == Durability::Fsync
-            && let Err(error) = self.engine.sync()
-        {
-            let reason = error.to_string();
-            for (result, completion) in results.iter_mut().zip(completions.iter_mut()) {
-                if let Some(completion) = completion.take() {
-                    completion.abandon();
-                    *result = Err(LogError::Sync {
-                        reason: reason.clone(),
-                    });
-                }
-            }
-        }
+        // The in-process watermarks move (and the durable ones, without fsync).
         drop(completions);
+        let written = results.iter().any(Result::is_ok);
         if !produced_topics.is_empty() {
-            self.notify(Some(&produced_topics));
+            self.notify(Some(&produced_topics), Visibility::InProcess);
+        }
+        if !written {
+            return results;
+        }
+        match (&self.syncer, wait) {
+            (None, _) => {
+                if !produced_topics.is_empty() {
+                    self.notify(Some(&produced_topics), Visibility::Durable);
+                }
+            }
+            (Some(syncer), AppendWait::Pipelined) => syncer.request(),
+            (Some(_), AppendWait::Durable) => {
+                if let Err(error) = self.sync_and_publish() {
+                    let reason = match error {
+                        LogError::Sync { reason } => reason,
+                        other => other.to_string(),
+                    };
+                    for result in &mut results {
+                        if result.is_ok() {
+                            *result = Err(LogError::Sync {
+                                reason: reason.clone(),
+                            });
+                        }
+                    }
+                }
+            }
         }
         results
     }
@@ -356,7 +579,7 @@ impl EmbeddedLog {
         outputs: Vec<(String, u32, LogRecord)>,
         batch: WriteBatch,
     ) -> Result<Vec<u64>, LogError> {
-        self.append_group(vec![(outputs, batch)])
+        self.append_group(vec![(outputs, batch)], AppendWait::Durable)
             .pop()
             .expect("one result per append")
     }
@@ -431,6 +654,7 @@ impl EmbeddedLog {
         let completion = RangeCompletion {
             topics: self.topics.clone(),
             reservations,
+            durable: self.durable_when_written(),
         };
         self.engine.commit(batch, Durability::Buffered)?;
         Ok((assigned, completion))
@@ -460,9 +684,9 @@ impl EmbeddedLog {
         partition: u32,
         visit: &mut dyn FnMut(u64, &LogRecord) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
-        // Only what readers can see: records above the high watermark are still in flight.
+        // Only what is on disk: records above the durable high watermark may still be in flight.
         let lower = record_key(partition, 0);
-        let upper = record_key(partition, entry.ends[partition as usize]);
+        let upper = record_key(partition, entry.durable_ends[partition as usize]);
         let mut corrupt = None;
         self.engine.scan(
             &entry.space,
@@ -692,7 +916,24 @@ impl LogBackend for EmbeddedLog {
         from_offset: u64,
         max_records: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        let (space, offsets) = self.partition_view(topic, partition)?;
+        self.fetch_visible(
+            topic,
+            partition,
+            from_offset,
+            max_records,
+            Visibility::Durable,
+        )
+    }
+
+    fn fetch_visible(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        visibility: Visibility,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let (space, offsets) = self.partition_view(topic, partition, visibility)?;
         let end = offsets.end;
         if from_offset >= end || max_records == 0 {
             return Ok(Vec::new());
@@ -731,7 +972,18 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError> {
-        Ok(self.partition_view(topic, partition)?.1)
+        Ok(self
+            .partition_view(topic, partition, Visibility::Durable)?
+            .1)
+    }
+
+    fn end_visible(
+        &self,
+        topic: &str,
+        partition: u32,
+        visibility: Visibility,
+    ) -> Result<u64, LogError> {
+        Ok(self.partition_view(topic, partition, visibility)?.1.end)
     }
 
     fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError> {
@@ -761,7 +1013,7 @@ impl LogBackend for EmbeddedLog {
                 (outputs, state)
             })
             .collect();
-        self.append_group(appends)
+        self.append_group(appends, AppendWait::Pipelined)
             .into_iter()
             .map(|result| result.map(drop))
             .collect()
@@ -802,12 +1054,13 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn wake_all(&self) {
-        self.notify(None);
+        self.notify(None, Visibility::Durable);
     }
 
-    fn listen(&self, topics: &[String]) -> Arc<dyn RecordListener> {
+    fn listen(&self, topics: &[String], visibility: Visibility) -> Arc<dyn RecordListener> {
         let listener = Arc::new(TopicListener {
             topics: topics.iter().cloned().collect(),
+            visibility,
             marked: Mutex::new(false),
             woken: Condvar::new(),
         });

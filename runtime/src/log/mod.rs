@@ -6,7 +6,7 @@
 //! | operation | embedded (fjall) | Kafka |
 //! | --- | --- | --- |
 //! | `create_topic` | topic metadata in the `orderflow.topics` keyspace | `CreateTopics` (admin client) |
-//! | `fetch` | range scan of `topic.<name>` up to the high watermark | consumer `poll`, `isolation.level=read_committed` |
+//! | `fetch` | range scan of `topic.<name>` up to the (durable or in-process) high watermark | consumer `poll`, `isolation.level=read_committed` |
 //! | `produce` | one atomic batch | idempotent producer |
 //! | `commit` | ONE atomic fjall batch: outputs + state + timers + input positions | transaction: `send` outputs and changelog records, `send_offsets_to_transaction`, `commit_transaction` |
 //! | `committed_position` | checkpoint entry in the same database | group offset (`committed`) |
@@ -15,9 +15,11 @@
 //! # The commit protocol
 //! A task processes records into an uncommitted [`LogTransaction`]: the records it produced, the
 //! state changes it made (including timers), and for each input partition the next offset to
-//! read. `commit` makes all three durable together or not at all. A crash before `commit`
-//! returns loses the whole transaction; the restarted task resumes at the previous positions
-//! with the previous state, recomputes the same outputs, and commits them once: exactly-once.
+//! read. `commit` applies all three together or not at all. A crash before `commit` returns
+//! loses the whole transaction; the restarted task resumes at the previous positions with the
+//! previous state, recomputes the same outputs, and commits them once: exactly-once. (The
+//! embedded log makes a commit durable a moment after it returns, behind the writers; why that
+//! keeps exactly-once even across a power cut is "Durability, pipelined" in [`embedded`].)
 
 pub mod embedded;
 
@@ -51,6 +53,20 @@ pub struct LogTransaction {
     pub state: WriteBatch,
 }
 
+/// How far a reader reads a partition. The embedded log keeps two high watermarks; see
+/// "Durability, pipelined" in [`embedded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Records on disk. Whatever leaves the process reads only these: effect executors (a
+    /// payment provider must never be asked to charge for a request a power cut could undo),
+    /// tools, and any reader outside a stream task.
+    Durable,
+    /// Records committed in this process, possibly not yet on disk. Only stream tasks and
+    /// global tables read these: whatever they derive is committed through the same log,
+    /// after what they read, so it can never outlive it (see [`embedded`]).
+    InProcess,
+}
+
 /// What [`LogBackend::listen`] returns.
 ///
 /// The protocol that loses no wake-up: a commit to a listened topic *marks* the listener and
@@ -69,7 +85,8 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
     fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError>;
     fn topic(&self, name: &str) -> Option<TopicSpec>;
     fn topics(&self) -> Vec<TopicSpec>;
-    /// Committed records of a partition from `from_offset` on, at most `max_records`.
+    /// Durable records of a partition from `from_offset` on, at most `max_records` (see
+    /// [`Visibility`]).
     fn fetch(
         &self,
         topic: &str,
@@ -78,6 +95,28 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
         max_records: usize,
     ) -> Result<Vec<StoredRecord>, LogError>;
     fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError>;
+    /// [`Self::fetch`] at a visibility. By default every record is durable when committed.
+    fn fetch_visible(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        visibility: Visibility,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let _ = visibility;
+        self.fetch(topic, partition, from_offset, max_records)
+    }
+    /// The high watermark at a visibility ([`Self::offsets`] gives the durable one).
+    fn end_visible(
+        &self,
+        topic: &str,
+        partition: u32,
+        visibility: Visibility,
+    ) -> Result<u64, LogError> {
+        let _ = visibility;
+        Ok(self.offsets(topic, partition)?.end)
+    }
     /// Appends records outside any task (ingress, tools); returns their offsets.
     fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError>;
     /// Commits a task's outputs, state and positions atomically (see the module doc).
@@ -111,7 +150,14 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
     /// stream thread listens to its tasks' inputs, so a commit to a topic it does not read
     /// does not cost it a wake-up and an empty round (with four applications in one process,
     /// every commit used to wake a dozen threads).
-    fn listen(&self, topics: &[String]) -> std::sync::Arc<dyn RecordListener>;
+    ///
+    /// The listener is woken when records become visible at `visibility`: stream threads
+    /// listen `InProcess`, a thread running effects `Durable`.
+    fn listen(
+        &self,
+        topics: &[String],
+        visibility: Visibility,
+    ) -> std::sync::Arc<dyn RecordListener>;
     /// The engine task state lives in.
     fn state_engine(&self) -> &StorageEngine;
 }
