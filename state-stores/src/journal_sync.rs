@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn falls_back_to_fjall_without_a_journal_file_and_a_failure_is_sticky() {
-        let (folder, database) = open_database();
+        let (_folder, database) = open_database();
         // A folder with no journal: fjall's own sync runs, and succeeds.
         let elsewhere = tempfile::tempdir().unwrap();
         let sync = JournalSync::new(elsewhere.path());
