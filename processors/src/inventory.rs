@@ -166,7 +166,12 @@ impl InventoryProcessor {
         match reservation.state {
             ReservationState::Reserved => {
                 level.reserved -= reservation.quantity;
-                context.cancel_timer(TimerKind::WallClock, key.as_bytes())?;
+                // The expiry timer was scheduled at the reservation's expiry: no index read.
+                context.cancel_timer_due(
+                    TimerKind::WallClock,
+                    key.as_bytes(),
+                    reservation.expires_at_ms,
+                );
             }
             // A confirmed order cancelled before shipping: the sold units return to stock.
             ReservationState::Committed => {
@@ -346,7 +351,11 @@ impl Processor for InventoryProcessor {
                 context
                     .key_value_store::<String, Reservation>(RESERVATION_STORE)?
                     .put(&key, &reservation)?;
-                context.cancel_timer(TimerKind::WallClock, key.as_bytes())?;
+                context.cancel_timer_due(
+                    TimerKind::WallClock,
+                    key.as_bytes(),
+                    reservation.expires_at_ms,
+                );
                 level.on_hand -= reservation.quantity;
                 level.committed += reservation.quantity;
                 Self::save_level(context, &origin, &reservation.sku, level, timestamp)?;

@@ -179,6 +179,15 @@ impl<K, V> ProcessorContext<'_, K, V> {
         timers::cancel(self.core, &node_name, kind, key)
     }
 
+    /// Cancels this processor's timer `key`, which the caller knows is due at `due_ms` (it
+    /// scheduled it so, and kept the time): no read, where [`Self::cancel_timer`] reads the
+    /// timer's index to find it. A wrong `due_ms` still cancels the timer; it only leaves a
+    /// stale entry behind, deleted when it comes due.
+    pub fn cancel_timer_due(&mut self, kind: TimerKind, key: &[u8], due_ms: i64) {
+        let node_name = self.core.topology.node_name(self.node).to_string();
+        timers::cancel_due(self.core, &node_name, kind, key, due_ms);
+    }
+
     /// Where the current record came from; `None` inside a timer callback.
     pub fn metadata(&self) -> Option<&RecordMetadata> {
         self.core.metadata.as_ref()

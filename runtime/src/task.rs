@@ -672,10 +672,11 @@ impl Task {
         let mut fired = 0;
         let topology = self.core.topology.clone();
         for (node_name, timer) in due {
+            // A claim always writes: it deletes the entry whether it fires or is stale.
+            self.dirty = true;
             if !timers::claim(&mut self.core, &node_name, &timer).map_err(store_error)? {
                 continue;
             }
-            self.dirty = true;
             fired += 1;
             let Some(node) = topology.nodes.iter().position(|node| {
                 node.name == node_name && node.sub_topology == self.id.sub_topology

@@ -102,6 +102,27 @@ impl TopologyTestDriver {
         &self.log
     }
 
+    /// Raw entries in the application's timer keyspace (due queue and index, every task): 0
+    /// once every timer has fired or been cancelled and nothing stale is left behind.
+    pub fn timer_entries(&self) -> Result<usize, RuntimeError> {
+        let engine = self.log.state_engine();
+        let space = engine.space(&crate::timers::timer_space_name(
+            &self.config.application_id,
+        ))?;
+        let mut entries = 0;
+        engine.scan(
+            &space,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |_, _| {
+                entries += 1;
+                std::ops::ControlFlow::Continue(())
+            },
+        )?;
+        Ok(entries)
+    }
+
     pub fn clock(&self) -> &ManualClock {
         &self.clock
     }

@@ -12,6 +12,11 @@
 //!
 //! Firing claims one timer at a time (deleting both entries) right before its callback, so a
 //! callback that cancels or moves a later timer of the same batch is honoured.
+//!
+//! The index is the truth; a queue entry fires only if the index names its due time. Neither
+//! scheduling nor [`cancel_due`] reads the index (a point read per timer was a visible share
+//! of the saga's CPU), so a move leaves the old queue entry behind, *stale*: when it comes due,
+//! [`claim`] finds the index naming another time (or nothing), deletes it and does not fire it.
 
 use std::ops::{Bound, ControlFlow};
 
@@ -137,7 +142,7 @@ pub(crate) fn schedule(
     due_ms: i64,
     payload: Vec<u8>,
 ) -> Result<(), ProcessError> {
-    cancel(core, node, kind, key)?;
+    // No read of the old due time: an earlier queue entry of this timer goes stale (module doc).
     core.next_due.lower_to(kind, due_ms);
     let space = core.timer_space;
     let prefix = core.timer_prefix;
@@ -177,6 +182,24 @@ pub(crate) fn cancel(
     );
     core.transaction.write(space, index, None);
     Ok(())
+}
+
+/// Cancels a timer the caller knows to be due at `due_ms`, without reading the index. A wrong
+/// `due_ms` still cancels it (the index goes; its queue entry goes stale) and only leaves that
+/// entry for [`claim`] to delete when it comes due.
+pub(crate) fn cancel_due(
+    core: &mut TaskCore,
+    node: &str,
+    kind: TimerKind,
+    key: &[u8],
+    due_ms: i64,
+) {
+    let space = core.timer_space;
+    let prefix = core.timer_prefix;
+    core.transaction
+        .write(space, queue_key(&prefix, kind, due_ms, node, key), None);
+    core.transaction
+        .write(space, index_key(&prefix, kind, node, key), None);
 }
 
 /// The timers of `kind` due at or before `up_to`, in due order, at most `limit`; nothing is
@@ -232,8 +255,9 @@ pub(crate) fn due(
     Ok(due)
 }
 
-/// Removes a due timer before its callback runs. `Ok(false)`: an earlier callback of the same
-/// batch cancelled or moved it, so it must not fire now.
+/// Removes a due timer before its callback runs. `Ok(false)`: it must not fire, because it was
+/// cancelled or moved (by an earlier callback of the same batch, or long ago, leaving a stale
+/// queue entry, which goes now).
 pub(crate) fn claim(
     core: &mut TaskCore,
     node: &str,
@@ -245,18 +269,18 @@ pub(crate) fn claim(
         .transaction
         .get(space, &index)?
         .is_some_and(|due| due.as_slice() == encode_i64_ordered(timer.due_ms).as_slice());
+    core.transaction.write(
+        space,
+        queue_key(
+            &core.timer_prefix,
+            timer.kind,
+            timer.due_ms,
+            node,
+            &timer.key,
+        ),
+        None,
+    );
     if still_due {
-        core.transaction.write(
-            space,
-            queue_key(
-                &core.timer_prefix,
-                timer.kind,
-                timer.due_ms,
-                node,
-                &timer.key,
-            ),
-            None,
-        );
         core.transaction.write(space, index, None);
     }
     Ok(still_due)

@@ -58,7 +58,8 @@ pub fn counting_topology(partitions: u32) -> Topology {
 }
 
 /// Schedules a timer per record: value "wall:<delay ms>" or "stream:<due ms>"; "cancel"
-/// cancels the key's wall-clock timer. Emits "fired:<kind>:<due>" when one fires.
+/// cancels the key's wall-clock timer, "cancel-due:<due ms>" cancels it without a read, given
+/// its due time. Emits "fired:<kind>:<due>" when one fires.
 #[derive(Debug, Default)]
 pub struct TimerProcessor;
 
@@ -103,6 +104,10 @@ impl Processor for TimerProcessor {
                 amount,
                 record.key.clone().into_bytes(),
             )?,
+            "cancel-due" => {
+                context.cancel_timer_due(TimerKind::WallClock, key, amount);
+                return Ok(());
+            }
             _ => return Err(ProcessError::invalid("unknown timer kind")),
         }
         if fail_after_scheduling {

@@ -269,6 +269,53 @@ fn rescheduling_a_timer_moves_it() {
     assert_eq!(driver.read_raw("timer-output").unwrap().len(), 1);
 }
 
+/// Scheduling and `cancel_timer_due` read no index, so a moved timer leaves its old queue
+/// entry behind: it must never fire, whether the timer moved earlier or later, and a cancel
+/// given the due time (even a wrong one) must cancel.
+#[test]
+fn timers_moved_or_cancelled_without_a_read_fire_only_where_they_are() {
+    let mut driver = TopologyTestDriver::new(timer_topology(2)).unwrap();
+    let serde = string_serde();
+    let now = driver.clock().now_ms();
+    let commands = [
+        ("earlier", "wall:5000".to_string()),
+        ("earlier", "wall:1000".to_string()),
+        ("later", "wall:1500".to_string()),
+        ("later", "wall:4000".to_string()),
+        ("exact", "wall:2000".to_string()),
+        ("exact", format!("cancel-due:{}", now + 2_000)),
+        ("wrong", "wall:3000".to_string()),
+        ("wrong", format!("cancel-due:{}", now + 9_999)),
+    ];
+    for (key, command) in commands {
+        driver
+            .pipe("timer-input", &serde, &key.to_string(), &command, now)
+            .unwrap();
+    }
+    driver.run_until_idle().unwrap();
+    let mut fired = Vec::new();
+    for _ in 0..12 {
+        driver.advance_wall_clock(1_000).unwrap();
+        fired.extend(
+            driver
+                .read("timer-output", &serde)
+                .unwrap()
+                .into_iter()
+                .map(|record| (record.key, record.value)),
+        );
+    }
+    assert_eq!(
+        fired,
+        vec![
+            ("earlier".to_string(), format!("fired:wall:{}", now + 1_000)),
+            ("later".to_string(), format!("fired:wall:{}", now + 4_000)),
+        ]
+    );
+    // Stale entries are deleted when they come due; the stream-time hint stays.
+    let stream_time_entries = 2;
+    assert_eq!(driver.timer_entries().unwrap(), stream_time_entries);
+}
+
 #[test]
 fn stream_time_timers_fire_in_due_order_as_stream_time_passes() {
     let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
