@@ -20,11 +20,16 @@ pub struct RuntimeConfig {
     /// A task also commits as soon as it has read its inputs to their ends: low latency when
     /// load is light, at the cost of more (smaller) commits. Off: only interval and size.
     pub commit_when_caught_up: bool,
-    /// Whether a commit waits for fsync.
+    /// Fsync: what leaves the process (the API's intake, effects) waits until it is on disk,
+    /// while stream tasks run ahead of the disk (see "Durability, pipelined" in the embedded
+    /// log). Buffered: nothing waits for the disk.
     pub durability: Durability,
     /// Bytes of global-table rows (products, users) each task keeps in memory after reading
     /// them, dropped whenever the table changes; 0 turns the cache off.
     pub global_table_cache_bytes_per_task: usize,
+    /// Bytes of committed windows each window store keeps in memory per task: aggregations
+    /// read and rewrite the same windows record after record; 0 turns the cache off.
+    pub window_store_cache_bytes: usize,
     /// Records fetched from one input partition per poll.
     pub poll_batch_records: usize,
     /// First delay before a panicked task restarts; doubles per consecutive failure.
@@ -45,6 +50,7 @@ impl Default for RuntimeConfig {
             commit_when_caught_up: true,
             durability: Durability::Fsync,
             global_table_cache_bytes_per_task: 2 * 1024 * 1024,
+            window_store_cache_bytes: 1024 * 1024,
             poll_batch_records: 1_000,
             restart_backoff_initial_ms: 100,
             restart_backoff_max_ms: 10_000,

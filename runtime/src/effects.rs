@@ -27,6 +27,14 @@ pub trait EffectHandler: Send + Sync + 'static {
     /// result topic). `Err` means the request itself is unusable (it goes to the dead-letter
     /// topic); provider failures belong in the result.
     fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String>;
+
+    /// Makes what [`Self::execute`] did so far durable. The executor calls it once per batch,
+    /// before it commits its position past the batch's requests, so a handler that writes
+    /// (an export) can sync once per batch instead of once per request. `Err`: nothing of the
+    /// batch is committed, and its requests run again (at least once, as after a crash).
+    fn flush(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A declared effect executor.
@@ -168,6 +176,15 @@ impl EffectTask {
                 }
             }
             handled += requests.len();
+            if let Err(error) = self.definition.handler.flush() {
+                tracing::warn!(
+                    effect = %self.definition.name,
+                    partition,
+                    error = %error,
+                    "an effect could not make its batch durable; its requests run again"
+                );
+                continue;
+            }
             log.commit(LogTransaction {
                 group: self.group.clone(),
                 outputs,
@@ -270,16 +287,80 @@ mod tests {
         }
     }
 
-    /// Records every request it executes.
+    /// Records every request it executes, and every flush; the first `.1` flushes fail.
     struct Recorder(Mutex<Vec<String>>, AtomicU64);
 
     impl EffectHandler for Recorder {
         fn execute(&self, request: &LogRecord) -> Result<Option<LogRecord>, String> {
-            self.1.fetch_add(1, Ordering::SeqCst);
             let value = String::from_utf8_lossy(request.value.as_deref().unwrap_or_default());
             self.0.lock().unwrap().push(value.into_owned());
             Ok(Some(request.clone()))
         }
+
+        fn flush(&self) -> Result<(), String> {
+            self.0.lock().unwrap().push("flush".to_string());
+            let failing = self.1.load(Ordering::SeqCst);
+            if failing > 0 {
+                self.1.store(failing - 1, Ordering::SeqCst);
+                return Err("the disk said no".to_string());
+            }
+            Ok(())
+        }
+    }
+
+    fn record_effect(recorder: &Arc<Recorder>) -> EffectDefinition {
+        EffectDefinition {
+            name: "record".to_string(),
+            request_topic: "requests".to_string(),
+            result_topic: Some("results".to_string()),
+            handler: recorder.clone(),
+        }
+    }
+
+    /// A batch is flushed once, after its requests and before the position moves past them;
+    /// a failed flush commits nothing, so the batch runs again.
+    #[test]
+    fn a_batch_is_flushed_before_its_commit_and_runs_again_if_the_flush_fails() {
+        let log = EmbeddedLog::in_memory();
+        log.create_topic(&TopicSpec::new("requests", 1)).unwrap();
+        log.create_topic(&TopicSpec::new("results", 1)).unwrap();
+        log.produce(vec![
+            ("requests".into(), 0, request("a")),
+            ("requests".into(), 0, request("b")),
+        ])
+        .unwrap();
+        let recorder = Arc::new(Recorder(Mutex::new(Vec::new()), AtomicU64::new(1)));
+        let mut task = EffectTask::open(
+            record_effect(&recorder),
+            "app",
+            &log,
+            100,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        task.poll(&log).unwrap();
+        assert_eq!(
+            log.offsets("results", 0).unwrap().end,
+            0,
+            "nothing committed"
+        );
+        assert_eq!(
+            log.committed_position(&effect_group("app", "record"), "requests", 0)
+                .unwrap(),
+            None
+        );
+        while task.poll(&log).unwrap() > 0 {}
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            ["a", "b", "flush", "a", "b", "flush"].map(String::from),
+            "one flush per batch, after its requests; the failed batch ran again"
+        );
+        assert_eq!(log.offsets("results", 0).unwrap().end, 2);
+        assert_eq!(
+            log.committed_position(&effect_group("app", "record"), "requests", 0)
+                .unwrap(),
+            Some(2)
+        );
     }
 
     #[test]
@@ -293,18 +374,26 @@ mod tests {
         log.produce(vec![("requests".into(), 0, request("first"))])
             .unwrap();
         let recorder = Arc::new(Recorder(Mutex::new(Vec::new()), AtomicU64::new(0)));
-        let definition = EffectDefinition {
-            name: "record".to_string(),
-            request_topic: "requests".to_string(),
-            result_topic: Some("results".to_string()),
-            handler: recorder.clone(),
-        };
-        let mut task =
-            EffectTask::open(definition, "app", &log, 100, Arc::new(SystemClock)).unwrap();
+        let mut task = EffectTask::open(
+            record_effect(&recorder),
+            "app",
+            &log,
+            100,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
         log.armed.store(true, Ordering::SeqCst);
         while task.poll(&log).unwrap() > 0 {}
+        let executed: Vec<String> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|entry| *entry != "flush")
+            .cloned()
+            .collect();
         assert_eq!(
-            *recorder.0.lock().unwrap(),
+            executed,
             vec!["first".to_string(), "late".to_string()],
             "each request executed exactly once"
         );

@@ -279,8 +279,16 @@ impl Task {
         let mut transaction = StoreTransaction::new(log.state_engine().clone());
         let mut stores = HashMap::new();
         for store in &sub_topology.stores {
-            let space =
-                transaction.register(&store_space_name(&application_id, store, id.partition))?;
+            let name = store_space_name(&application_id, store, id.partition);
+            // Window stores get a read cache: aggregations read and rewrite the same windows.
+            let is_window_store = topology
+                .store(store)
+                .is_some_and(|definition| definition.window.is_some());
+            let space = if is_window_store {
+                transaction.register_cached(&name, config.window_store_cache_bytes)?
+            } else {
+                transaction.register(&name)?
+            };
             stores.insert(store.clone(), StoreHandle { space });
         }
         let timer_space = transaction.register(&timers::timer_space_name(&application_id))?;

@@ -4,8 +4,18 @@
 //! At commit the runtime drains the overlay into the same [`WriteBatch`] as the task's outputs,
 //! timers and input positions, so state and positions move together. A record whose processing
 //! fails is rolled back to its savepoint, so a dead-lettered record leaves no half-applied state.
+//!
+//! A keyspace registered with [`StoreTransaction::register_cached`] also keeps a read cache of
+//! its committed values (Kafka Streams' record cache, for reads): a point read that misses the
+//! overlay is answered from memory when the key was read or committed before, and the overlay
+//! is copied into the cache as it drains into a commit. Only committed values enter it, so a
+//! rolled-back record cannot leave anything behind; a commit that fails stops the task, and the
+//! cache goes with it. It pays for aggregations that read and rewrite the same keys record
+//! after record (window stores); for a store whose keys are mostly read once (the saga's
+//! orders) copying every committed value costs more than the reads it saves (measured).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, ControlFlow};
 
 use crate::engine::{ScanVisitor, Space, StorageEngine, WriteBatch};
@@ -24,12 +34,51 @@ struct UndoEntry {
     previous: Option<Option<Vec<u8>>>,
 }
 
+/// Committed values of one keyspace (`None`: known absent), up to a byte budget; over it,
+/// the cache starts again empty (cheaper than tracking recency, and the hot keys of an
+/// aggregation come back within a few records).
+#[derive(Debug)]
+struct ReadCache {
+    entries: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    budget: usize,
+}
+
+/// Rough bytes one cache entry holds, with the map's own overhead.
+fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    key.len() + value.as_ref().map_or(0, Vec::len) + 64
+}
+
+impl ReadCache {
+    fn new(budget: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let added = entry_bytes(&key, &value);
+        if let Some(previous) = self.entries.get(&key) {
+            self.bytes -= entry_bytes(&key, previous);
+        } else if self.bytes + added > self.budget {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += added;
+        self.entries.insert(key, value);
+    }
+}
+
 /// Uncommitted writes to a set of keyspaces of one engine.
 #[derive(Debug)]
 pub struct StoreTransaction {
     engine: StorageEngine,
     spaces: Vec<Space>,
     overlays: Vec<Overlay>,
+    /// Per keyspace, its read cache if it has one (see the module doc).
+    caches: Vec<Option<RefCell<ReadCache>>>,
     undo: Vec<UndoEntry>,
     pending_writes: usize,
 }
@@ -40,6 +89,7 @@ impl StoreTransaction {
             engine,
             spaces: Vec::new(),
             overlays: Vec::new(),
+            caches: Vec::new(),
             undo: Vec::new(),
             pending_writes: 0,
         }
@@ -61,7 +111,22 @@ impl StoreTransaction {
         let space = self.engine.space(space_name)?;
         self.spaces.push(space);
         self.overlays.push(Overlay::new());
+        self.caches.push(None);
         Ok(self.spaces.len() - 1)
+    }
+
+    /// [`Self::register`], with a read cache of up to `cache_bytes` of committed values (see
+    /// the module doc); 0 means no cache.
+    pub fn register_cached(
+        &mut self,
+        space_name: &str,
+        cache_bytes: usize,
+    ) -> Result<SpaceIndex, StoreError> {
+        let index = self.register(space_name)?;
+        if cache_bytes > 0 && self.caches[index].is_none() {
+            self.caches[index] = Some(RefCell::new(ReadCache::new(cache_bytes)));
+        }
+        Ok(index)
     }
 
     pub fn space(&self, index: SpaceIndex) -> &Space {
@@ -77,7 +142,15 @@ impl StoreTransaction {
         if let Some(buffered) = self.overlays[index].get(key) {
             return Ok(buffered.clone());
         }
-        self.engine.get(&self.spaces[index], key)
+        let Some(cache) = &self.caches[index] else {
+            return self.engine.get(&self.spaces[index], key);
+        };
+        if let Some(cached) = cache.borrow().entries.get(key) {
+            return Ok(cached.clone());
+        }
+        let committed = self.engine.get(&self.spaces[index], key)?;
+        cache.borrow_mut().insert(key.to_vec(), committed.clone());
+        Ok(committed)
     }
 
     /// Puts (`Some`) or deletes (`None`) a key.
@@ -181,9 +254,25 @@ impl StoreTransaction {
     /// Moves every buffered write into `batch`; the overlay is empty afterwards.
     pub fn drain_into(&mut self, batch: &mut WriteBatch) {
         batch.reserve(self.pending_writes);
-        for (space, overlay) in self.spaces.iter().zip(self.overlays.iter_mut()) {
-            for (key, value) in std::mem::take(overlay) {
-                batch.write(space, key, value);
+        for ((space, overlay), cache) in self
+            .spaces
+            .iter()
+            .zip(self.overlays.iter_mut())
+            .zip(self.caches.iter_mut())
+        {
+            match cache {
+                None => {
+                    for (key, value) in std::mem::take(overlay) {
+                        batch.write(space, key, value);
+                    }
+                }
+                Some(cache) => {
+                    let cache = cache.get_mut();
+                    for (key, value) in std::mem::take(overlay) {
+                        cache.insert(key.clone(), value.clone());
+                        batch.write(space, key, value);
+                    }
+                }
             }
         }
         self.undo.clear();

@@ -49,19 +49,30 @@ struct Harness {
     transaction: StoreTransaction,
     space: usize,
     fjall_path: Option<std::path::PathBuf>,
+    /// The read cache's budget (0: none).
+    cache_bytes: usize,
 }
 
 const STORE: &str = "store.model";
 
 impl Harness {
     fn open(engine: StorageEngine, fjall_path: Option<std::path::PathBuf>) -> Self {
+        Self::open_cached(engine, fjall_path, 0)
+    }
+
+    fn open_cached(
+        engine: StorageEngine,
+        fjall_path: Option<std::path::PathBuf>,
+        cache_bytes: usize,
+    ) -> Self {
         let mut transaction = StoreTransaction::new(engine.clone());
-        let space = transaction.register(STORE).unwrap();
+        let space = transaction.register_cached(STORE, cache_bytes).unwrap();
         Self {
             engine,
             transaction,
             space,
             fjall_path,
+            cache_bytes,
         }
     }
 
@@ -88,6 +99,7 @@ impl Harness {
             engine,
             transaction,
             fjall_path,
+            cache_bytes,
             ..
         } = self;
         drop(transaction);
@@ -95,9 +107,9 @@ impl Harness {
             Some(path) => {
                 drop(engine);
                 let engine = StorageEngine::open_fjall(&path, &StorageConfig::default()).unwrap();
-                Harness::open(engine, Some(path))
+                Harness::open_cached(engine, Some(path), cache_bytes)
             }
-            None => Harness::open(engine, None),
+            None => Harness::open_cached(engine, None, cache_bytes),
         }
     }
 }
@@ -189,6 +201,16 @@ proptest! {
     #[test]
     fn memory_backend_behaves_like_a_btreemap(operations in proptest::collection::vec(operation(), 1..80)) {
         run_model(Harness::open(StorageEngine::in_memory(), None), operations)?;
+    }
+
+    /// With a read cache of committed values: one that holds every key, and one small enough
+    /// (a few entries) to start over empty now and then.
+    #[test]
+    fn a_cached_keyspace_behaves_like_a_btreemap(
+        operations in proptest::collection::vec(operation(), 1..80),
+        cache_bytes in prop_oneof![Just(300usize), Just(1usize << 20)],
+    ) {
+        run_model(Harness::open_cached(StorageEngine::in_memory(), None, cache_bytes), operations)?;
     }
 
     #[test]
