@@ -308,13 +308,15 @@ mod tests {
         }
     }
 
-    fn record_effect(recorder: &Arc<Recorder>) -> EffectDefinition {
-        EffectDefinition {
+    /// An executor of the "record" effect: "requests" to "results", batches of 100.
+    fn record_task(log: &dyn LogBackend, recorder: &Arc<Recorder>) -> EffectTask {
+        let definition = EffectDefinition {
             name: "record".to_string(),
             request_topic: "requests".to_string(),
             result_topic: Some("results".to_string()),
             handler: recorder.clone(),
-        }
+        };
+        EffectTask::open(definition, "app", log, 100, Arc::new(SystemClock)).unwrap()
     }
 
     /// A batch is flushed once, after its requests and before the position moves past them;
@@ -330,14 +332,7 @@ mod tests {
         ])
         .unwrap();
         let recorder = Arc::new(Recorder(Mutex::new(Vec::new()), AtomicU64::new(1)));
-        let mut task = EffectTask::open(
-            record_effect(&recorder),
-            "app",
-            &log,
-            100,
-            Arc::new(SystemClock),
-        )
-        .unwrap();
+        let mut task = record_task(&log, &recorder);
         task.poll(&log).unwrap();
         assert_eq!(
             log.offsets("results", 0).unwrap().end,
@@ -374,14 +369,7 @@ mod tests {
         log.produce(vec![("requests".into(), 0, request("first"))])
             .unwrap();
         let recorder = Arc::new(Recorder(Mutex::new(Vec::new()), AtomicU64::new(0)));
-        let mut task = EffectTask::open(
-            record_effect(&recorder),
-            "app",
-            &log,
-            100,
-            Arc::new(SystemClock),
-        )
-        .unwrap();
+        let mut task = record_task(&log, &recorder);
         log.armed.store(true, Ordering::SeqCst);
         while task.poll(&log).unwrap() > 0 {}
         let executed: Vec<String> = recorder
