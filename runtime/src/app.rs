@@ -69,32 +69,37 @@ pub fn consumer_lag(
     log: &dyn LogBackend,
     group: &str,
 ) -> Result<u64, RuntimeError> {
-    let mut consumers: Vec<(String, &str)> = topology
+    // Each consumer against the end it reads to: tasks and global tables the in-process end,
+    // effects the durable one (see `Visibility`).
+    let mut consumers: Vec<(String, &str, Visibility)> = topology
         .source_topics()
         .into_iter()
-        .map(|topic| (group.to_string(), topic))
+        .map(|topic| (group.to_string(), topic, Visibility::InProcess))
         .collect();
     for table in &topology.global_tables {
         consumers.push((
             crate::global::global_table_group(group, &table.name),
             &table.topic,
+            Visibility::InProcess,
         ));
     }
     for effect in &topology.effects {
         consumers.push((
             crate::effects::effect_group(group, &effect.name),
             &effect.request_topic,
+            Visibility::Durable,
         ));
     }
     let mut lag = 0;
-    for (consumer_group, topic) in consumers {
+    for (consumer_group, topic, visibility) in consumers {
         let partitions = topology.topic(topic).map_or(0, |spec| spec.partitions);
         for partition in 0..partitions {
-            let offsets = log.offsets(topic, partition)?;
-            let position = log
-                .committed_position(&consumer_group, topic, partition)?
-                .unwrap_or(offsets.log_start);
-            lag += offsets.end.saturating_sub(position);
+            let end = log.end_visible(topic, partition, visibility)?;
+            let position = match log.committed_position(&consumer_group, topic, partition)? {
+                Some(position) => position,
+                None => log.offsets(topic, partition)?.log_start,
+            };
+            lag += end.saturating_sub(position);
         }
     }
     Ok(lag)

@@ -666,7 +666,8 @@ impl Task {
     }
 
     /// Fires the timers of `kind` due by `up_to`, at most one batch per call, each claimed just
-    /// before its callback and rolled back with it if the callback fails.
+    /// before its callback and rolled back with it if the callback fails. Returns the entries
+    /// handled: fired, and stale ones deleted.
     fn fire_timers(&mut self, kind: TimerKind, up_to: i64) -> Result<usize, RuntimeError> {
         let store_error = |error: ProcessError| match error {
             ProcessError::Store(store) => RuntimeError::Store(store),
@@ -677,15 +678,16 @@ impl Task {
         };
         let due = timers::due(&mut self.core, kind, up_to, self.config.poll_batch_records)
             .map_err(store_error)?;
-        let mut fired = 0;
+        let mut handled = 0;
         let topology = self.core.topology.clone();
         for (node_name, timer) in due {
-            // A claim always writes: it deletes the entry whether it fires or is stale.
+            // A claim always writes: it deletes the entry whether it fires or is stale. Stale
+            // ones count as handled too, so a backlog of them does not look like an idle round.
             self.dirty = true;
+            handled += 1;
             if !timers::claim(&mut self.core, &node_name, &timer).map_err(store_error)? {
                 continue;
             }
-            fired += 1;
             let Some(node) = topology.nodes.iter().position(|node| {
                 node.name == node_name && node.sub_topology == self.id.sub_topology
             }) else {
@@ -732,7 +734,7 @@ impl Task {
                 );
             }
         }
-        Ok(fired)
+        Ok(handled)
     }
 
     /// Commits outputs, state, timers and input positions in one atomic log transaction.

@@ -17,9 +17,10 @@
 //!
 //! Layout this relies on (fjall 3.1, pinned in Cargo.lock): journals are `<id>.jnl` in the
 //! database folder, ids only grow, rotation persists the old journal first. If no journal file
-//! can be found, the sync falls back to fjall's own `persist(SyncData)`. A failed sync is
-//! sticky, as fjall makes it: after a failed `fdatasync` the kernel may have dropped the dirty
-//! pages, so a later sync that succeeds would prove nothing.
+//! can be found or opened, the sync falls back to fjall's own `persist(SyncData)` for that call.
+//! A failed sync (only the sync itself) is sticky, as fjall makes it: after a failed
+//! `fdatasync` the kernel may have dropped the dirty pages, so a later sync that succeeds would
+//! prove nothing.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -83,8 +84,12 @@ impl JournalSync {
         database.persist(fjall::PersistMode::Buffer)?;
         let result = match self.active_after_flush(&mut state) {
             Ok(Some(active)) => active.file.sync_data().map_err(fjall::Error::from),
-            Ok(None) => database.persist(fjall::PersistMode::SyncData),
-            Err(error) => Err(fjall::Error::from(error)),
+            // No journal found, or it could not be looked up or opened (no file descriptor left,
+            // say): nothing failed to reach the disk yet; fjall's own sync does it this time.
+            Ok(None) | Err(_) => {
+                state.active = None;
+                database.persist(fjall::PersistMode::SyncData)
+            }
         };
         if let Err(error) = &result {
             state.failed = Some(error.to_string());
@@ -107,6 +112,14 @@ impl JournalSync {
         };
         while journal_path(&self.folder, id + 1).exists() {
             id += 1;
+        }
+        // Gone without a successor in sight: fjall rotated past it and deleted it and the
+        // next between two syncs; find the newest by listing.
+        if !journal_path(&self.folder, id).exists() {
+            match newest_journal(&self.folder)? {
+                Some(newest) => id = newest,
+                None => return Ok(None),
+            }
         }
         if state.active.as_ref().is_none_or(|active| active.id != id) {
             match File::open(journal_path(&self.folder, id)) {
@@ -178,19 +191,43 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_to_fjall_without_a_journal_file_and_a_failure_is_sticky() {
+    fn falls_back_to_fjall_when_no_journal_can_be_found_and_a_failure_is_sticky() {
         let (_folder, database) = open_database();
-        // A folder with no journal: fjall's own sync runs, and succeeds.
+        // A folder with no journal, or none at all: fjall's own sync runs, and succeeds.
         let elsewhere = tempfile::tempdir().unwrap();
         let sync = JournalSync::new(elsewhere.path());
         sync.sync(&database).unwrap();
         assert!(sync.state.lock().unwrap().active.is_none());
-        // A folder that cannot be listed fails the sync, and every sync after it.
         let missing = JournalSync::new(&elsewhere.path().join("missing"));
+        missing.sync(&database).unwrap();
+        // A failed sync is for good.
+        missing.state.lock().unwrap().failed = Some("EIO".to_string());
         let error = missing.sync(&database).unwrap_err().to_string();
-        assert!(!error.is_empty());
-        std::fs::create_dir(elsewhere.path().join("missing")).unwrap();
-        let again = missing.sync(&database).unwrap_err().to_string();
-        assert!(again.contains("an earlier journal sync failed"), "{again}");
+        assert!(
+            error.contains("an earlier journal sync failed (EIO)"),
+            "{error}"
+        );
+    }
+
+    /// Two rotations between syncs, both old journals deleted: the handle kept for the first
+    /// must not be synced (it is unlinked); the newest journal is found by listing.
+    #[test]
+    fn a_deleted_journal_without_its_successor_is_found_again_by_listing() {
+        let (_folder, database) = open_database();
+        let journals = tempfile::tempdir().unwrap();
+        std::fs::write(journals.path().join("5.jnl"), b"").unwrap();
+        let sync = JournalSync::new(journals.path());
+        sync.sync(&database).unwrap();
+        assert_eq!(
+            sync.state.lock().unwrap().active.as_ref().map(|a| a.id),
+            Some(5)
+        );
+        std::fs::write(journals.path().join("7.jnl"), b"").unwrap();
+        std::fs::remove_file(journals.path().join("5.jnl")).unwrap();
+        sync.sync(&database).unwrap();
+        assert_eq!(
+            sync.state.lock().unwrap().active.as_ref().map(|a| a.id),
+            Some(7)
+        );
     }
 }

@@ -544,7 +544,9 @@ impl EmbeddedLog {
         if !produced_topics.is_empty() {
             self.notify(Some(&produced_topics), Visibility::InProcess);
         }
-        if !written {
+        // Nothing written and nothing reserved: no watermark moved. (A failed write still
+        // completes its range as a gap, which may move an end over other writers' records.)
+        if !written && produced_topics.is_empty() {
             return results;
         }
         match (&self.syncer, wait) {
