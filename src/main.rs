@@ -1,17 +1,13 @@
 //! `orderflow`: the platform binary. Runs the platform, inspects topics and dead letters,
 //! describes topologies and runs benchmarks.
 
+mod allocator;
 mod commands;
 mod config;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-/// glibc's allocator spends a tenth of the stateful benchmark in `malloc`; mimalloc's
-/// thread-local free lists cut that (see docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,6 +55,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::keep_freed_memory(std::env::var_os("MIMALLOC_PURGE_DELAY").as_deref());
     let cli = Cli::parse();
     let result = run(cli);
     match result {

@@ -37,6 +37,9 @@ pub enum LogError {
     /// The shared fsync of a group of commits failed; every commit of the group fails with it.
     #[error("syncing a group of commits to disk failed: {reason}")]
     Sync { reason: String },
+    /// The one write of a group of commits failed; every commit of the group fails with it.
+    #[error("writing a group of commits failed: {reason}")]
+    GroupWrite { reason: String },
 }
 
 /// An error a processor returns for one record: the record goes to the dead-letter topic.

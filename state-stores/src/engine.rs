@@ -86,6 +86,15 @@ impl WriteBatch {
         self.writes.len()
     }
 
+    /// Moves every write of `other` to the end of this batch (committing both as one).
+    pub fn append(&mut self, mut other: WriteBatch) {
+        if self.writes.is_empty() {
+            self.writes = other.writes;
+        } else {
+            self.writes.append(&mut other.writes);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }

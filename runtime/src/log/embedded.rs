@@ -524,21 +524,38 @@ impl EmbeddedLog {
         // The topics written, for the listeners: outputs come grouped by topic, so comparing
         // with the last one seen skips almost every record without a search.
         let mut produced_topics: Vec<String> = Vec::new();
-        for (outputs, batch) in appends {
+        // Every member that reserved its offsets is written in ONE engine batch: one journal
+        // write and one memtable pass per group instead of one per member (a stream thread
+        // commits all its due tasks as a group). A member that fails its checks fails alone;
+        // a failed write fails every member written with it, and their ranges become gaps.
+        let mut group_batch = WriteBatch::new();
+        for (outputs, mut batch) in appends {
             for (topic, _, _) in &outputs {
                 if produced_topics.last() != Some(topic) && !produced_topics.contains(topic) {
                     produced_topics.push(topic.clone());
                 }
             }
-            match self.write_reserved(outputs, batch) {
+            match self.reserve_and_stage(outputs, &mut batch) {
                 Ok((assigned, completion)) => {
+                    group_batch.append(batch);
                     completions.push(completion);
                     results.push(Ok(assigned));
                 }
                 Err(error) => results.push(Err(error)),
             }
         }
-        // The in-process watermarks move (and the durable ones, without fsync).
+        if let Err(error) = self.engine.commit(group_batch, Durability::Buffered) {
+            let reason = error.to_string();
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(LogError::GroupWrite {
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        // The in-process watermarks move (and the durable ones, without fsync); a failed
+        // write completes its ranges as gaps.
         drop(completions);
         let written = results.iter().any(Result::is_ok);
         if !produced_topics.is_empty() {
@@ -586,14 +603,15 @@ impl EmbeddedLog {
             .expect("one result per append")
     }
 
-    /// Reserves offsets for `outputs` and writes them with `batch`, not yet synced. The
-    /// reserved ranges complete (and the high watermarks move) when the returned completion is
-    /// dropped, which `append_group` does after the sync; a failed write completes them at
-    /// once, as a gap.
-    fn write_reserved(
+    /// Reserves offsets for `outputs` and adds the records to `batch`, for `append_group` to
+    /// write. The reserved ranges complete (and the high watermarks move) when the returned
+    /// completion is dropped, which `append_group` does after the write, whether it succeeded
+    /// or not (a failed write leaves the ranges as gaps). Nothing is reserved when a check
+    /// fails.
+    fn reserve_and_stage(
         &self,
         outputs: Vec<(String, u32, LogRecord)>,
-        mut batch: WriteBatch,
+        batch: &mut WriteBatch,
     ) -> Result<(Vec<u64>, RangeCompletion), LogError> {
         let mut offsets = Vec::with_capacity(outputs.len());
         // (topic, partition) -> (first reserved offset, records), in first-seen order.
@@ -658,7 +676,6 @@ impl EmbeddedLog {
             reservations,
             durable: self.durable_when_written(),
         };
-        self.engine.commit(batch, Durability::Buffered)?;
         Ok((assigned, completion))
     }
 
