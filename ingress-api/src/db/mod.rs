@@ -1,6 +1,7 @@
 //! The user database through sqlx: SQLite by default, PostgreSQL when configured. One code
 //! path serves both (sqlx's `Any` driver, `$n` placeholders, types both dialects share); only
-//! the migrations differ, and they are embedded in the binary.
+//! the migrations differ, and they are embedded in the binary. (The group-commit batcher's
+//! multi-row statements number their placeholders per dialect: see `write_batcher`.)
 
 pub mod idempotency;
 pub mod outbox;
@@ -92,7 +93,7 @@ impl Database {
             Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = options.connect(url).await.map_err(connect_error)?;
-        let batcher = write_batcher::WriteBatcher::start(pool.clone());
+        let batcher = write_batcher::WriteBatcher::start(pool.clone(), dialect);
         let database = Self {
             pool,
             dialect,
