@@ -24,6 +24,11 @@ pub struct RuntimeConfig {
     /// while stream tasks run ahead of the disk (see "Durability, pipelined" in the embedded
     /// log). Buffered: nothing waits for the disk.
     pub durability: Durability,
+    /// With fsync durability: the least time between the starts of two fsyncs of the log's
+    /// syncer thread, in microseconds. What commits in between shares the next fsync: fewer
+    /// fsyncs under steady load, for at most this much more wait for what reads durable
+    /// records (effects such as payment calls, tools). The API's intake syncs on its own.
+    pub sync_spacing_us: u64,
     /// Bytes of global-table rows (products, users) each task keeps in memory after reading
     /// them, dropped whenever the table changes; 0 turns the cache off.
     pub global_table_cache_bytes_per_task: usize,
@@ -51,6 +56,7 @@ impl Default for RuntimeConfig {
             commit_max_records: 10_000,
             commit_when_caught_up: true,
             durability: Durability::Fsync,
+            sync_spacing_us: 3_000,
             global_table_cache_bytes_per_task: 2 * 1024 * 1024,
             window_store_cache_bytes: 1024 * 1024,
             // 1,000 committed so often under load that the saga benchmark ran 15-25% slower

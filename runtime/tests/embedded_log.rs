@@ -371,3 +371,60 @@ fn commits_are_visible_in_process_at_once_and_durable_after_the_syncer() {
         2
     );
 }
+
+/// The syncer starts a sync at most once per spacing: a commit right after a sync waits for the
+/// next one, and commits in between share it; the intake's produce does not wait for it.
+#[test]
+fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
+    use std::time::{Duration, Instant};
+    let folder = tempfile::tempdir().unwrap();
+    let engine = StorageEngine::open_fjall(folder.path(), &StorageConfig::default()).unwrap();
+    let spacing = Duration::from_secs(1);
+    let log = EmbeddedLog::open_with_sync_spacing(engine, Durability::Fsync, spacing).unwrap();
+    log.create_topic(&TopicSpec::new("events", 1)).unwrap();
+    let commit = |value: &str| {
+        log.commit(LogTransaction {
+            group: "app".into(),
+            outputs: vec![("events".into(), 0, record("k", Some(value), 1))],
+            positions: vec![],
+            state: WriteBatch::new(),
+        })
+        .unwrap();
+    };
+    let durable_end = || log.offsets("events", 0).unwrap().end;
+    let wait_durable = |end: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while durable_end() < end {
+            assert!(Instant::now() < deadline, "never durable up to {end}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    // The first sync starts at once.
+    commit("a");
+    wait_durable(1);
+    // The next ones wait for the spacing, and share one sync.
+    let committed_at = Instant::now();
+    commit("b");
+    commit("c");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(durable_end(), 1, "a sync started before the spacing was up");
+    assert_eq!(
+        log.end_visible("events", 0, Visibility::InProcess).unwrap(),
+        3,
+        "stream tasks do not wait for the sync"
+    );
+    wait_durable(3);
+    assert!(
+        committed_at.elapsed() >= Duration::from_millis(500),
+        "durable after {:?}, before the spacing",
+        committed_at.elapsed()
+    );
+    // The intake syncs on its own: durable when produce returns, spacing or not.
+    assert_eq!(
+        log.produce(vec![("events".into(), 0, record("k", Some("d"), 2))])
+            .unwrap(),
+        vec![3]
+    );
+    assert_eq!(durable_end(), 4);
+}

@@ -186,7 +186,11 @@ fn open_engine(
 fn runtime_bench(config: &Config, args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let directory = bench_directory(config, args);
     let engine = open_engine(config, args, &directory)?;
-    let log = Arc::new(EmbeddedLog::open(engine, config.runtime.durability)?);
+    let log = Arc::new(EmbeddedLog::open_with_sync_spacing(
+        engine,
+        config.runtime.durability,
+        Duration::from_micros(config.runtime.sync_spacing_us),
+    )?);
     let topology = Arc::new(match args.workload {
         Workload::Stateless => stateless_topology(args.partitions)?,
         _ => counter::topology(args.partitions)?,

@@ -11,6 +11,7 @@ pub mod topics;
 pub mod topology;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use orderflow_runtime::EmbeddedLog;
@@ -40,8 +41,12 @@ pub fn progress_bar(
 pub fn open_embedded_log(config: &Config) -> anyhow::Result<Arc<EmbeddedLog>> {
     let engine = StorageEngine::open_fjall(&config.data_dir, &config.storage)
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    let log = EmbeddedLog::open(engine, config.runtime.durability)
-        .context("recovering the embedded log")?;
+    let log = EmbeddedLog::open_with_sync_spacing(
+        engine,
+        config.runtime.durability,
+        Duration::from_micros(config.runtime.sync_spacing_us),
+    )
+    .context("recovering the embedded log")?;
     Ok(Arc::new(log))
 }
 
