@@ -4,11 +4,11 @@
 //! glibc's allocator spent a tenth of the stateful benchmark in `malloc`; mimalloc's
 //! thread-local free lists cut that (see docs/benchmarks.md). By default mimalloc also *purges*
 //! memory that has stayed free for a while (1 s, scaled up for arenas; `madvise`), and the
-//! stream threads' batch-sized buffers come and go in bursts: fresh pages page-faulted and the
-//! kernel zeroed a 2 MiB transparent huge page each time, 10% of the saga benchmark's CPU. Keeping freed
-//! memory (purge delay -1) removes those faults (23,000 -> 650 per run) for about 55 MiB more
-//! resident memory at the saga's peak. `MIMALLOC_PURGE_DELAY` in the environment still decides
-//! when it is set (1000 restores mimalloc's default).
+//! stream threads' batch-sized buffers come and go in bursts, so the next batch page-faulted
+//! the memory in again and the kernel zeroed it. Keeping freed memory (purge delay -1) cut the
+//! saga benchmark's page faults from 23,000 to 650 per run, for 3 - 6% more orders/s and about
+//! 55 MiB more resident memory at its peak. `MIMALLOC_PURGE_DELAY` in the environment still
+//! decides when it is set (1000 restores mimalloc's default).
 
 // The one exception to the workspace's `unsafe_code = "forbid"` (see this crate's Cargo.toml):
 // two calls into mimalloc's C API, which the `mimalloc` crate links but does not wrap.

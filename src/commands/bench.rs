@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use orderflow_runtime::{
-    EmbeddedLog, MetricsRegistry, ProcessError, Processor, ProcessorContext, Record, RecordSerde,
-    RunningApp, SystemClock, Topology, TopologyBuilder, TopologyError,
+    MetricsRegistry, ProcessError, Processor, ProcessorContext, Record, RecordSerde, RunningApp,
+    SystemClock, Topology, TopologyBuilder, TopologyError,
 };
 use orderflow_schemas::topic::TopicSpec;
 use orderflow_state_stores::{
@@ -186,11 +186,7 @@ fn open_engine(
 fn runtime_bench(config: &Config, args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let directory = bench_directory(config, args);
     let engine = open_engine(config, args, &directory)?;
-    let log = Arc::new(EmbeddedLog::open_with_sync_spacing(
-        engine,
-        config.runtime.durability,
-        Duration::from_micros(config.runtime.sync_spacing_us),
-    )?);
+    let log = Arc::new(super::embedded_log_on(engine, config)?);
     let topology = Arc::new(match args.workload {
         Workload::Stateless => stateless_topology(args.partitions)?,
         _ => counter::topology(args.partitions)?,

@@ -41,13 +41,20 @@ pub fn progress_bar(
 pub fn open_embedded_log(config: &Config) -> anyhow::Result<Arc<EmbeddedLog>> {
     let engine = StorageEngine::open_fjall(&config.data_dir, &config.storage)
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    let log = EmbeddedLog::open_with_sync_spacing(
+    let log = embedded_log_on(engine, config).context("recovering the embedded log")?;
+    Ok(Arc::new(log))
+}
+
+/// The embedded log in `engine`, with the configuration's durability and sync spacing.
+pub fn embedded_log_on(
+    engine: StorageEngine,
+    config: &Config,
+) -> Result<EmbeddedLog, orderflow_runtime::LogError> {
+    EmbeddedLog::open_with_sync_spacing(
         engine,
         config.runtime.durability,
         Duration::from_micros(config.runtime.sync_spacing_us),
     )
-    .context("recovering the embedded log")?;
-    Ok(Arc::new(log))
 }
 
 /// A flag that SIGINT (Ctrl-C) and SIGTERM set, so long-running commands can shut down

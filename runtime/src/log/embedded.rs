@@ -22,11 +22,11 @@ use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener, V
 use crate::record::{LogRecord, StoredRecord, decode_log_record, encode_log_record};
 
 const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
-/// How long a tombstone survives compaction (Kafka's `delete.retention.ms` default).
 /// The syncer's least time between the starts of two syncs, unless configured: under steady
 /// load it holds the fsyncs to a few hundred a second (see [`Syncer::start`]).
 pub const DEFAULT_SYNC_SPACING: Duration = Duration::from_millis(3);
 
+/// How long a tombstone survives compaction (Kafka's `delete.retention.ms` default).
 const TOMBSTONE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn record_key(partition: u32, offset: u64) -> [u8; 12] {
