@@ -214,5 +214,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("commit-interval-ms"), "{error}");
+
+        for (variable, value, field) in [
+            (
+                "ORDERFLOW__RUNTIME__SYNC_SPACING_US",
+                "1000000",
+                "sync-spacing-us",
+            ),
+            (
+                "ORDERFLOW__RUNTIME__EFFECT_BATCH_RECORDS",
+                "0",
+                "effect-batch-records",
+            ),
+        ] {
+            let error = load(None, vec![(variable.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{variable}={value}: {error}");
+        }
     }
 }

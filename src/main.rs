@@ -55,7 +55,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    allocator::keep_freed_memory(std::env::var_os("MIMALLOC_PURGE_DELAY").as_deref());
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = run(cli);
     match result {

@@ -4,6 +4,10 @@ use orderflow_state_stores::Durability;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
+use crate::log::embedded::DEFAULT_SYNC_SPACING;
+
+/// The largest `sync-spacing-us`: what reads durable records waits up to this long.
+const MAX_SYNC_SPACING_US: u64 = 100_000;
 
 /// How an application runs its topology. Every field has a default suited to one small machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +31,8 @@ pub struct RuntimeConfig {
     /// With fsync durability: the least time between the starts of two fsyncs of the log's
     /// syncer thread, in microseconds. What commits in between shares the next fsync: fewer
     /// fsyncs under steady load, for at most this much more wait for what reads durable
-    /// records (effects such as payment calls, tools). The API's intake syncs on its own.
+    /// records (effects such as payment calls, the API's order-status watcher, tools). The
+    /// API's intake syncs on its own. At most 100,000 (0.1 s).
     pub sync_spacing_us: u64,
     /// Bytes of global-table rows (products, users) each task keeps in memory after reading
     /// them, dropped whenever the table changes; 0 turns the cache off.
@@ -37,8 +42,14 @@ pub struct RuntimeConfig {
     pub window_store_cache_bytes: usize,
     /// Records fetched from one input partition per poll, and the most a task handles in one
     /// round. Under load, larger rounds mean fewer commits per record; under light load a round
-    /// holds what has arrived, so this does not delay anything.
+    /// holds what has arrived, so this does not delay a stream task. (Effect executors take
+    /// `effect_batch_records`.)
     pub poll_batch_records: usize,
+    /// Requests an effect executor (payment calls, notification delivery, exports) takes per
+    /// partition and round. It runs them one at a time and commits their results after the
+    /// round, so this bounds how long the first result waits and how much runs again after a
+    /// crash (idempotency keys absorb it, a notification may repeat).
+    pub effect_batch_records: usize,
     /// First delay before a panicked task restarts; doubles per consecutive failure.
     pub restart_backoff_initial_ms: u64,
     /// Longest delay between task restarts.
@@ -56,12 +67,13 @@ impl Default for RuntimeConfig {
             commit_max_records: 10_000,
             commit_when_caught_up: true,
             durability: Durability::Fsync,
-            sync_spacing_us: 3_000,
+            sync_spacing_us: DEFAULT_SYNC_SPACING.as_micros() as u64,
             global_table_cache_bytes_per_task: 2 * 1024 * 1024,
             window_store_cache_bytes: 1024 * 1024,
             // 1,000 committed so often under load that the saga benchmark ran 15-25% slower
             // (docs/benchmarks.md).
             poll_batch_records: 5_000,
+            effect_batch_records: 1_000,
             restart_backoff_initial_ms: 100,
             restart_backoff_max_ms: 10_000,
             max_panics_per_record: 3,
@@ -111,6 +123,15 @@ impl RuntimeConfig {
         }
         if self.poll_batch_records == 0 {
             return invalid("poll-batch-records", "must be at least 1");
+        }
+        if self.effect_batch_records == 0 {
+            return invalid("effect-batch-records", "must be at least 1");
+        }
+        if self.sync_spacing_us > MAX_SYNC_SPACING_US {
+            return invalid(
+                "sync-spacing-us",
+                "must be at most 100000 (0.1 s): effects and the API wait for it",
+            );
         }
         if self.max_panics_per_record == 0 {
             return invalid("max-panics-per-record", "must be at least 1");

@@ -43,7 +43,7 @@ impl SideTasks {
                     definition.clone(),
                     &config.application_id,
                     log,
-                    config.poll_batch_records,
+                    config.effect_batch_records,
                     clock.clone(),
                 )
             })

@@ -379,7 +379,7 @@ fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
     use std::time::{Duration, Instant};
     let folder = tempfile::tempdir().unwrap();
     let engine = StorageEngine::open_fjall(folder.path(), &StorageConfig::default()).unwrap();
-    let spacing = Duration::from_secs(1);
+    let spacing = Duration::from_secs(2);
     let log = EmbeddedLog::open_with_sync_spacing(engine, Durability::Fsync, spacing).unwrap();
     log.create_topic(&TopicSpec::new("events", 1)).unwrap();
     let commit = |value: &str| {
@@ -400,11 +400,11 @@ fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
         }
     };
 
-    // The first sync starts at once.
+    // The first sync starts at once (it is the first request).
+    let first_committed_at = Instant::now();
     commit("a");
     wait_durable(1);
     // The next ones wait for the spacing, and share one sync.
-    let committed_at = Instant::now();
     commit("b");
     commit("c");
     std::thread::sleep(Duration::from_millis(100));
@@ -415,10 +415,11 @@ fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
         "stream tasks do not wait for the sync"
     );
     wait_durable(3);
+    // The second sync started a spacing after the first, which started after "a" committed.
     assert!(
-        committed_at.elapsed() >= Duration::from_millis(500),
-        "durable after {:?}, before the spacing",
-        committed_at.elapsed()
+        first_committed_at.elapsed() >= spacing,
+        "the second sync came {:?} after the first commit, within the spacing",
+        first_committed_at.elapsed()
     );
     // The intake syncs on its own: durable when produce returns, spacing or not.
     assert_eq!(
@@ -427,4 +428,13 @@ fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
         vec![3]
     );
     assert_eq!(durable_end(), 4);
+    // A stop does not wait out the spacing: the syncer is waiting for it now (a request came).
+    commit("e");
+    let stopping = Instant::now();
+    drop(log);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "closing the log waited {:?} for the spacing",
+        stopping.elapsed()
+    );
 }

@@ -249,13 +249,18 @@ impl Syncer {
             .spawn(move || {
                 let mut last_sync_started: Option<Instant> = None;
                 loop {
-                    if let Some(remaining) = last_sync_started
-                        .and_then(|started| spacing.checked_sub(started.elapsed()))
-                    {
-                        std::thread::sleep(remaining);
-                    }
                     {
                         let mut state = thread_signal.state.lock().expect("sync signal poisoned");
+                        // The rest of the spacing (requests keep their flag); a stop ends it.
+                        if let Some(remaining) = last_sync_started
+                            .and_then(|started| spacing.checked_sub(started.elapsed()))
+                        {
+                            state = thread_signal
+                                .changed
+                                .wait_timeout_while(state, remaining, |state| !state.1)
+                                .expect("sync signal poisoned")
+                                .0;
+                        }
                         while !state.0 && !state.1 {
                             state = thread_signal
                                 .changed
@@ -573,10 +578,15 @@ impl EmbeddedLog {
             }
         }
         if let Err(error) = self.engine.commit(group_batch, Durability::Buffered) {
-            let reason = error.to_string();
-            for result in &mut results {
-                if result.is_ok() {
-                    *result = Err(LogError::GroupWrite {
+            let written: Vec<usize> = (0..results.len())
+                .filter(|index| results[*index].is_ok())
+                .collect();
+            if let [only] = written[..] {
+                results[only] = Err(LogError::Store(error));
+            } else {
+                let reason = error.to_string();
+                for index in written {
+                    results[index] = Err(LogError::GroupWrite {
                         reason: reason.clone(),
                     });
                 }
@@ -685,25 +695,26 @@ impl EmbeddedLog {
                 let index = counts[&(topic.as_str(), *partition)];
                 let offset = next[index];
                 next[index] += 1;
-                offsets.push((index, offset, record));
+                offsets.push((index, *partition, offset, record));
             }
         }
-        let mut assigned = Vec::with_capacity(offsets.len());
-        for (index, offset, record) in offsets {
-            batch.put(
-                &spaces[index],
-                record_key(reservations[index].1, offset).to_vec(),
-                encode_log_record(record),
-            );
-            assigned.push(offset);
-        }
-        // Completes the reserved ranges however this ends, a panic included, so a partition's
-        // high watermark can never stall behind a range nobody will complete.
+        // Completes the reserved ranges however this ends, a panic in the encoding below
+        // included, so a partition's high watermark can never stall behind a range nobody
+        // will complete. (Created once the topic lock is released: its drop takes the lock.)
         let completion = RangeCompletion {
             topics: self.topics.clone(),
             reservations,
             durable: self.durable_when_written(),
         };
+        let mut assigned = Vec::with_capacity(offsets.len());
+        for (index, partition, offset, record) in offsets {
+            batch.put(
+                &spaces[index],
+                record_key(partition, offset).to_vec(),
+                encode_log_record(record),
+            );
+            assigned.push(offset);
+        }
         Ok((assigned, completion))
     }
 
