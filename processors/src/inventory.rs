@@ -166,8 +166,8 @@ impl InventoryProcessor {
         match reservation.state {
             ReservationState::Reserved => {
                 level.reserved -= reservation.quantity;
-                // The expiry timer was scheduled at the reservation's expiry: no index read.
-                context.cancel_timer_due(
+                // The expiry is a fixed timer at the reservation's stored expiry.
+                context.cancel_fixed_timer(
                     TimerKind::WallClock,
                     key.as_bytes(),
                     reservation.expires_at_ms,
@@ -291,12 +291,14 @@ impl Processor for InventoryProcessor {
                 level.reserved += reserve.quantity;
                 debug_assert!(level.reserved <= level.on_hand);
                 Self::save_level(context, &origin, &reserve.sku, level, timestamp)?;
-                context.schedule(
+                // Fixed (one write, no index): the reservation keeps its expiry, and a
+                // duplicate Reserve changes nothing, so the timer never moves.
+                context.schedule_fixed(
                     TimerKind::WallClock,
                     key.as_bytes(),
                     reservation.expires_at_ms,
                     Vec::new(),
-                )?;
+                );
                 emit(
                     context,
                     &origin,
@@ -351,7 +353,7 @@ impl Processor for InventoryProcessor {
                 context
                     .key_value_store::<String, Reservation>(RESERVATION_STORE)?
                     .put(&key, &reservation)?;
-                context.cancel_timer_due(
+                context.cancel_fixed_timer(
                     TimerKind::WallClock,
                     key.as_bytes(),
                     reservation.expires_at_ms,

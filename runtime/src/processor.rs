@@ -188,6 +188,23 @@ impl<K, V> ProcessorContext<'_, K, V> {
         timers::cancel_due(self.core, &node_name, kind, key, due_ms);
     }
 
+    /// Schedules a *fixed* timer: named by `key` and `due_ms` together, it cannot be moved, and
+    /// only [`Self::cancel_fixed_timer`] with the same time cancels it. It costs one write where
+    /// [`Self::schedule`] costs two (no index), for timers whose time the processor keeps
+    /// anyway, such as an expiry stored in its state. Scheduling the same key at another time
+    /// adds a second timer; [`Self::cancel_timer`] does not see fixed timers.
+    pub fn schedule_fixed(&mut self, kind: TimerKind, key: &[u8], due_ms: i64, payload: Vec<u8>) {
+        let node_name = self.core.topology.node_name(self.node).to_string();
+        timers::write_fixed(self.core, &node_name, kind, key, due_ms, Some(payload));
+    }
+
+    /// Cancels the fixed timer `key` due at `due_ms` (one delete, no read); nothing happens if
+    /// there is none at that time.
+    pub fn cancel_fixed_timer(&mut self, kind: TimerKind, key: &[u8], due_ms: i64) {
+        let node_name = self.core.topology.node_name(self.node).to_string();
+        timers::write_fixed(self.core, &node_name, kind, key, due_ms, None);
+    }
+
     /// Where the current record came from; `None` inside a timer callback.
     pub fn metadata(&self) -> Option<&RecordMetadata> {
         self.core.metadata.as_ref()

@@ -680,14 +680,19 @@ impl Task {
             .map_err(store_error)?;
         let mut handled = 0;
         let topology = self.core.topology.clone();
-        for (node_name, timer) in due {
+        for due_timer in due {
             // A claim always writes: it deletes the entry whether it fires or is stale. Stale
             // ones count as handled too, so a backlog of them does not look like an idle round.
             self.dirty = true;
             handled += 1;
-            if !timers::claim(&mut self.core, &node_name, &timer).map_err(store_error)? {
+            if !timers::claim(&mut self.core, &due_timer).map_err(store_error)? {
                 continue;
             }
+            let timers::DueTimer {
+                node: node_name,
+                timer,
+                ..
+            } = due_timer;
             let Some(node) = topology.nodes.iter().position(|node| {
                 node.name == node_name && node.sub_topology == self.id.sub_topology
             }) else {

@@ -105,6 +105,16 @@ impl TopologyTestDriver {
     /// Raw entries in the application's timer keyspace (due queue and index, every task): 0
     /// once every timer has fired or been cancelled and nothing stale is left behind.
     pub fn timer_entries(&self) -> Result<usize, RuntimeError> {
+        self.count_timer_keys(|_| true)
+    }
+
+    /// Timers waiting in the due queues of every task (fired, cancelled and stale ones gone):
+    /// what [`Self::timer_entries`] counts, without the indexes and stream-time hints.
+    pub fn queued_timers(&self) -> Result<usize, RuntimeError> {
+        self.count_timer_keys(crate::timers::is_queue_key)
+    }
+
+    fn count_timer_keys(&self, counted: impl Fn(&[u8]) -> bool) -> Result<usize, RuntimeError> {
         let engine = self.log.state_engine();
         let space = engine.space(&crate::timers::timer_space_name(
             &self.config.application_id,
@@ -115,8 +125,10 @@ impl TopologyTestDriver {
             Bound::Unbounded,
             Bound::Unbounded,
             false,
-            &mut |_, _| {
-                entries += 1;
+            &mut |key, _| {
+                if counted(key) {
+                    entries += 1;
+                }
                 std::ops::ControlFlow::Continue(())
             },
         )?;

@@ -17,6 +17,13 @@
 //! scheduling nor [`cancel_due`] reads the index (a point read per timer was a visible share
 //! of the saga's CPU), so a move leaves the old queue entry behind, *stale*: when it comes due,
 //! [`claim`] finds the index naming another time (or nothing), deletes it and does not fire it.
+//!
+//! A *fixed* timer ([`write_fixed`]) is one queue entry and no index: it is named by its key
+//! *and* due time, never moves, and is cancelled by naming both. Its queue
+//! key sets the top bit of the node length (a node name is far shorter than 32 KiB), so
+//! [`claim`] knows to fire it without an index read. Half the writes of an indexed timer:
+//! the inventory's reservation expiries, one per order line, were a third of all the entries
+//! the saga wrote to fjall.
 
 use std::ops::{Bound, ControlFlow};
 
@@ -51,8 +58,20 @@ pub fn timer_space_name(application_id: &str) -> String {
     format!("timers.{application_id}")
 }
 
+/// Set in a queue key's node length for a fixed timer (module doc).
+const FIXED_FLAG: u16 = 0x8000;
+
 fn node_and_key(out: &mut Vec<u8>, node: &str, key: &[u8]) {
-    out.extend_from_slice(&(node.len() as u16).to_be_bytes());
+    node_and_key_flagged(out, node, key, 0);
+}
+
+fn node_and_key_flagged(out: &mut Vec<u8>, node: &str, key: &[u8], flag: u16) {
+    assert!(
+        node.len() < FIXED_FLAG as usize,
+        "processor name of {} bytes: timers take names below 32 KiB",
+        node.len()
+    );
+    out.extend_from_slice(&(node.len() as u16 | flag).to_be_bytes());
     out.extend_from_slice(node.as_bytes());
     out.extend_from_slice(key);
 }
@@ -68,12 +87,23 @@ pub(crate) fn task_prefix(sub_topology: usize, partition: u32) -> [u8; 8] {
 const PREFIX_LENGTH: usize = 8;
 
 fn queue_key(prefix: &[u8; 8], kind: TimerKind, due: i64, node: &str, key: &[u8]) -> Vec<u8> {
+    queue_key_of(prefix, kind, due, node, key, false)
+}
+
+fn queue_key_of(
+    prefix: &[u8; 8],
+    kind: TimerKind,
+    due: i64,
+    node: &str,
+    key: &[u8],
+    fixed: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 + node.len() + key.len());
     out.extend_from_slice(prefix);
     out.push(b'T');
     out.push(kind.tag());
     out.extend_from_slice(&encode_i64_ordered(due));
-    node_and_key(&mut out, node, key);
+    node_and_key_flagged(&mut out, node, key, if fixed { FIXED_FLAG } else { 0 });
     out
 }
 
@@ -92,16 +122,33 @@ pub(crate) fn stream_time_key(prefix: &[u8; 8]) -> Vec<u8> {
     out
 }
 
-/// Splits a due-queue key into (due, node, timer key).
-fn parse_queue_key(encoded: &[u8]) -> Option<(i64, &str, &[u8])> {
+/// Whether a key of the timer keyspace is a due-queue entry (not an index entry or a
+/// stream-time hint).
+pub(crate) fn is_queue_key(encoded: &[u8]) -> bool {
+    encoded.get(PREFIX_LENGTH) == Some(&b'T')
+}
+
+/// Splits a due-queue key into (due, node, timer key, fixed).
+fn parse_queue_key(encoded: &[u8]) -> Option<(i64, &str, &[u8], bool)> {
     let due_start = PREFIX_LENGTH + 2;
     let due = decode_i64_ordered(encoded.get(due_start..due_start + 8)?.try_into().ok()?);
     let node_start = due_start + 10;
-    let node_length =
-        u16::from_be_bytes(encoded.get(due_start + 8..node_start)?.try_into().ok()?) as usize;
+    let flagged_length =
+        u16::from_be_bytes(encoded.get(due_start + 8..node_start)?.try_into().ok()?);
+    let fixed = flagged_length & FIXED_FLAG != 0;
+    let node_length = (flagged_length & !FIXED_FLAG) as usize;
     let node = std::str::from_utf8(encoded.get(node_start..node_start + node_length)?).ok()?;
     let key = encoded.get(node_start + node_length..)?;
-    Some((due, node, key))
+    Some((due, node, key, fixed))
+}
+
+/// A timer found due by [`due`], for [`claim`].
+#[derive(Debug)]
+pub(crate) struct DueTimer {
+    pub(crate) node: String,
+    /// A fixed timer ([`write_fixed`]): no index to check or delete.
+    pub(crate) fixed: bool,
+    pub(crate) timer: FiredTimer,
 }
 
 /// Per timer kind, a time before which none of a task's timers is due: a round whose time is
@@ -202,6 +249,25 @@ pub(crate) fn cancel_due(
         .write(space, index_key(&prefix, kind, node, key), None);
 }
 
+/// Writes a fixed timer (module doc), one queue entry and no index, with no read: `Some`
+/// schedules it (the same key at another time is a second timer; at the same time, the
+/// payload is replaced), `None` cancels the one due at `due_ms`, leaving any other time and
+/// any indexed timer of that key alone.
+pub(crate) fn write_fixed(
+    core: &mut TaskCore,
+    node: &str,
+    kind: TimerKind,
+    key: &[u8],
+    due_ms: i64,
+    payload: Option<Vec<u8>>,
+) {
+    if payload.is_some() {
+        core.next_due.lower_to(kind, due_ms);
+    }
+    let queue = queue_key_of(&core.timer_prefix, kind, due_ms, node, key, true);
+    core.transaction.write(core.timer_space, queue, payload);
+}
+
 /// The timers of `kind` due at or before `up_to`, in due order, at most `limit`; nothing is
 /// removed: [`claim`] each one just before firing it. Skips the scan when the task's
 /// [`NextDue`] says nothing is due yet, and moves it to the first timer the scan leaves.
@@ -210,7 +276,7 @@ pub(crate) fn due(
     kind: TimerKind,
     up_to: i64,
     limit: usize,
-) -> Result<Vec<(String, FiredTimer)>, ProcessError> {
+) -> Result<Vec<DueTimer>, ProcessError> {
     if up_to < core.next_due.get(kind) {
         return Ok(Vec::new());
     }
@@ -227,7 +293,7 @@ pub(crate) fn due(
         Bound::Included(&lower),
         Bound::Excluded(&upper),
         &mut |encoded, payload| {
-            let Some((due_ms, node, key)) = parse_queue_key(encoded) else {
+            let Some((due_ms, node, key, fixed)) = parse_queue_key(encoded) else {
                 return ControlFlow::Continue(());
             };
             if due_ms > up_to {
@@ -239,15 +305,16 @@ pub(crate) fn due(
                 next_due = i64::MIN;
                 return ControlFlow::Break(());
             }
-            due.push((
-                node.to_string(),
-                FiredTimer {
+            due.push(DueTimer {
+                node: node.to_string(),
+                fixed,
+                timer: FiredTimer {
                     kind,
                     key: key.to_vec(),
                     due_ms,
                     payload: payload.to_vec(),
                 },
-            ));
+            });
             ControlFlow::Continue(())
         },
     )?;
@@ -257,29 +324,30 @@ pub(crate) fn due(
 
 /// Removes a due timer before its callback runs. `Ok(false)`: it must not fire, because it was
 /// cancelled or moved (by an earlier callback of the same batch, or long ago, leaving a stale
-/// queue entry, which goes now).
-pub(crate) fn claim(
-    core: &mut TaskCore,
-    node: &str,
-    timer: &FiredTimer,
-) -> Result<bool, ProcessError> {
+/// queue entry, which goes now). A fixed timer fires if its queue entry is still there.
+pub(crate) fn claim(core: &mut TaskCore, due: &DueTimer) -> Result<bool, ProcessError> {
+    let DueTimer { node, fixed, timer } = due;
     let space = core.timer_space;
+    let queue = queue_key_of(
+        &core.timer_prefix,
+        timer.kind,
+        timer.due_ms,
+        node,
+        &timer.key,
+        *fixed,
+    );
+    if *fixed {
+        // An earlier callback of the same batch may have cancelled it.
+        let still_due = core.transaction.get(space, &queue)?.is_some();
+        core.transaction.write(space, queue, None);
+        return Ok(still_due);
+    }
     let index = index_key(&core.timer_prefix, timer.kind, node, &timer.key);
     let still_due = core
         .transaction
         .get(space, &index)?
         .is_some_and(|due| due.as_slice() == encode_i64_ordered(timer.due_ms).as_slice());
-    core.transaction.write(
-        space,
-        queue_key(
-            &core.timer_prefix,
-            timer.kind,
-            timer.due_ms,
-            node,
-            &timer.key,
-        ),
-        None,
-    );
+    core.transaction.write(space, queue, None);
     if still_due {
         core.transaction.write(space, index, None);
     }

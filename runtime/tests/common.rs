@@ -59,7 +59,8 @@ pub fn counting_topology(partitions: u32) -> Topology {
 
 /// Schedules a timer per record: value "wall:<delay ms>" or "stream:<due ms>"; "cancel"
 /// cancels the key's wall-clock timer, "cancel-due:<due ms>" cancels it without a read, given
-/// its due time. Emits "fired:<kind>:<due>" when one fires.
+/// its due time. "fixed:<delay ms>" schedules a fixed timer and "cancel-fixed:<due ms>"
+/// cancels one. Emits "fired:<kind>:<due>" when one fires.
 #[derive(Debug, Default)]
 pub struct TimerProcessor;
 
@@ -108,6 +109,19 @@ impl Processor for TimerProcessor {
                 context.cancel_timer_due(TimerKind::WallClock, key, amount);
                 return Ok(());
             }
+            "fixed" => {
+                let due = context.now_ms() + amount;
+                context.schedule_fixed(
+                    TimerKind::WallClock,
+                    key,
+                    due,
+                    record.key.clone().into_bytes(),
+                );
+            }
+            "cancel-fixed" => {
+                context.cancel_fixed_timer(TimerKind::WallClock, key, amount);
+                return Ok(());
+            }
             _ => return Err(ProcessError::invalid("unknown timer kind")),
         }
         if fail_after_scheduling {
@@ -125,6 +139,12 @@ impl Processor for TimerProcessor {
         match key.as_str() {
             // A callback that cancels a timer due in the same batch: it must not fire.
             "canceller" => context.cancel_timer(TimerKind::WallClock, b"victim")?,
+            // The same with fixed timers: the victim is due 100 ms after the canceller.
+            "fixed-canceller" => context.cancel_fixed_timer(
+                TimerKind::WallClock,
+                b"fixed-victim",
+                timer.due_ms + 100,
+            ),
             "panic" => panic!("the timer says panic"),
             _ => {}
         }

@@ -269,13 +269,44 @@ fn rescheduling_a_timer_moves_it() {
     assert_eq!(driver.read_raw("timer-output").unwrap().len(), 1);
 }
 
+/// Pipes (key, command) pairs to the timer topology at `now` and processes them.
+fn pipe_timer_commands(driver: &mut TopologyTestDriver, commands: &[(&str, String)], now: i64) {
+    for (key, command) in commands {
+        driver
+            .pipe(
+                "timer-input",
+                &string_serde(),
+                &key.to_string(),
+                command,
+                now,
+            )
+            .unwrap();
+    }
+    driver.run_until_idle().unwrap();
+}
+
+/// Advances the wall clock a second at a time, collecting the (key, value) of every firing.
+fn fired_over_seconds(driver: &mut TopologyTestDriver, seconds: usize) -> Vec<(String, String)> {
+    let mut fired = Vec::new();
+    for _ in 0..seconds {
+        driver.advance_wall_clock(1_000).unwrap();
+        fired.extend(
+            driver
+                .read("timer-output", &string_serde())
+                .unwrap()
+                .into_iter()
+                .map(|record| (record.key, record.value)),
+        );
+    }
+    fired
+}
+
 /// Scheduling and `cancel_timer_due` read no index, so a moved timer leaves its old queue
 /// entry behind: it must never fire, whether the timer moved earlier or later, and a cancel
 /// given the due time (even a wrong one) must cancel.
 #[test]
 fn timers_moved_or_cancelled_without_a_read_fire_only_where_they_are() {
     let mut driver = TopologyTestDriver::new(timer_topology(2)).unwrap();
-    let serde = string_serde();
     let now = driver.clock().now_ms();
     let commands = [
         ("earlier", "wall:5000".to_string()),
@@ -287,23 +318,8 @@ fn timers_moved_or_cancelled_without_a_read_fire_only_where_they_are() {
         ("wrong", "wall:3000".to_string()),
         ("wrong", format!("cancel-due:{}", now + 9_999)),
     ];
-    for (key, command) in commands {
-        driver
-            .pipe("timer-input", &serde, &key.to_string(), &command, now)
-            .unwrap();
-    }
-    driver.run_until_idle().unwrap();
-    let mut fired = Vec::new();
-    for _ in 0..12 {
-        driver.advance_wall_clock(1_000).unwrap();
-        fired.extend(
-            driver
-                .read("timer-output", &serde)
-                .unwrap()
-                .into_iter()
-                .map(|record| (record.key, record.value)),
-        );
-    }
+    pipe_timer_commands(&mut driver, &commands, now);
+    let fired = fired_over_seconds(&mut driver, 12);
     assert_eq!(
         fired,
         vec![
@@ -314,6 +330,73 @@ fn timers_moved_or_cancelled_without_a_read_fire_only_where_they_are() {
     // Stale entries are deleted when they come due; the stream-time hint stays.
     let stream_time_entries = 2;
     assert_eq!(driver.timer_entries().unwrap(), stream_time_entries);
+}
+
+/// A fixed timer is one entry named by its key and due time: it fires at that time, only a
+/// cancel naming that time removes it, the indexed `cancel_timer` does not see it, and the
+/// same key at two times is two timers.
+#[test]
+fn fixed_timers_are_one_entry_each_and_cancel_only_at_their_time() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let now = driver.clock().now_ms();
+    let commands = [
+        ("plain", "fixed:1000".to_string()),
+        ("cancelled", "fixed:2000".to_string()),
+        ("cancelled", format!("cancel-fixed:{}", now + 2_000)),
+        ("wrong-time", "fixed:3000".to_string()),
+        ("wrong-time", format!("cancel-fixed:{}", now + 9_999)),
+        ("twice", "fixed:1500".to_string()),
+        ("twice", "fixed:4000".to_string()),
+        ("index-cancel", "fixed:2500".to_string()),
+        ("index-cancel", "cancel".to_string()),
+    ];
+    let entries_before = driver.timer_entries().unwrap();
+    pipe_timer_commands(&mut driver, &commands, now);
+    let live_fixed_timers = 5;
+    let entries_scheduled = driver.timer_entries().unwrap();
+    let fired = fired_over_seconds(&mut driver, 10);
+    assert_eq!(
+        fired,
+        vec![
+            ("plain".to_string(), format!("fired:wall:{}", now + 1_000)),
+            ("twice".to_string(), format!("fired:wall:{}", now + 1_500)),
+            (
+                "index-cancel".to_string(),
+                format!("fired:wall:{}", now + 2_500)
+            ),
+            (
+                "wrong-time".to_string(),
+                format!("fired:wall:{}", now + 3_000)
+            ),
+            ("twice".to_string(), format!("fired:wall:{}", now + 4_000)),
+        ]
+    );
+    let entries_after = driver.timer_entries().unwrap();
+    // One entry per live timer, none left once they fired (the stream-time hint aside).
+    assert_eq!(entries_scheduled - entries_after, live_fixed_timers);
+    assert!(
+        entries_after <= entries_before + 1,
+        "{entries_after} entries left"
+    );
+}
+
+#[test]
+fn a_callback_that_cancels_a_fixed_timer_due_in_the_same_batch_wins() {
+    let mut driver = TopologyTestDriver::new(timer_topology(1)).unwrap();
+    let now = driver.clock().now_ms();
+    let commands = [
+        ("fixed-canceller", "fixed:100".to_string()),
+        ("fixed-victim", "fixed:200".to_string()),
+    ];
+    pipe_timer_commands(&mut driver, &commands, now);
+    let fired = fired_over_seconds(&mut driver, 1);
+    assert_eq!(
+        fired,
+        vec![(
+            "fixed-canceller".to_string(),
+            format!("fired:wall:{}", now + 100)
+        )]
+    );
 }
 
 #[test]

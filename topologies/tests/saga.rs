@@ -32,6 +32,8 @@ fn a_paid_order_is_confirmed_and_its_stock_committed() {
         (widget.on_hand, widget.reserved, widget.committed),
         (8, 0, 2)
     );
+    // The lines' reservation expiries and the order's deadlines were all cancelled.
+    assert_eq!(shop.driver.queued_timers().unwrap(), 0);
     let charges = shop.provider.charges_of(&order);
     assert_eq!(charges.len(), 1);
     let OrderEvent::OrderCreated(created) = &shop.order_events[0] else {
@@ -318,6 +320,8 @@ fn an_expired_reservation_is_released_by_its_timer() {
     let order = shop.place(user(), &[("WIDGET", 2)], "tok_flaky", None);
     shop.run();
     assert_eq!(shop.stock("WIDGET").reserved, 2);
+    // The line's expiry, the order's payment deadline and the payment's retry.
+    assert_eq!(shop.driver.queued_timers().unwrap(), 3);
     shop.advance(1_500); // the reservation expires while the payment is being retried
     assert_eq!(shop.stock("WIDGET").reserved, 0);
     assert_eq!(shop.status(order), OrderStatus::Rejected);
