@@ -135,6 +135,12 @@ const NULL_LENGTH: u32 = u32::MAX;
 /// (name len u16 | name | value len u32 | value)*`, lengths of `u32::MAX` meaning null.
 pub fn encode_log_record(record: &LogRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(record.size() + 24);
+    encode_log_record_into(record, &mut out);
+    out
+}
+
+/// [`encode_log_record`], appended to `out` (a record batch).
+pub fn encode_log_record_into(record: &LogRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.timestamp.to_be_bytes());
     for field in [&record.key, &record.value] {
         match field {
@@ -152,7 +158,6 @@ pub fn encode_log_record(record: &LogRecord) -> Vec<u8> {
         out.extend_from_slice(&(value.len() as u32).to_be_bytes());
         out.extend_from_slice(value);
     }
-    out
 }
 
 /// Inverse of [`encode_log_record`]; `Err` names what was truncated or malformed.

@@ -438,3 +438,142 @@ fn the_syncer_spaces_its_syncs_and_later_commits_share_the_next_one() {
         stopping.elapsed()
     );
 }
+
+fn offsets_of(records: &[orderflow_runtime::record::StoredRecord]) -> Vec<u64> {
+    records.iter().map(|stored| stored.offset).collect()
+}
+
+/// Entries in a topic's keyspace: one per record batch.
+fn batches_in(log: &EmbeddedLog, topic: &str) -> usize {
+    let engine = log.state_engine();
+    let space = engine.scan_only_space(&format!("topic.{topic}")).unwrap();
+    let mut batches = 0;
+    engine
+        .scan(
+            &space,
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+            false,
+            &mut |_, _| {
+                batches += 1;
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    batches
+}
+
+/// A commit's records for one partition are one batch, one fjall entry; a fetch may start and
+/// stop anywhere inside batches and span several.
+#[test]
+fn each_commit_writes_one_batch_per_partition_and_fetches_start_anywhere_in_one() {
+    let log = EmbeddedLog::in_memory();
+    log.create_topic(&TopicSpec::new("batched", 2)).unwrap();
+    for round in 0..3 {
+        let records = (0..10)
+            .map(|index| {
+                let value = format!("{round}-{index}");
+                (
+                    "batched".to_string(),
+                    index % 2,
+                    record("k", Some(&value), 1),
+                )
+            })
+            .collect();
+        log.produce(records).unwrap();
+    }
+    // Three commits, two partitions each.
+    assert_eq!(batches_in(&log, "batched"), 6);
+    assert_eq!(log.offsets("batched", 0).unwrap().end, 15);
+    assert_eq!(offsets_of(&log.fetch("batched", 0, 2, 2).unwrap()), [2, 3]);
+    assert_eq!(
+        offsets_of(&log.fetch("batched", 0, 3, 9).unwrap()),
+        (3..12).collect::<Vec<u64>>()
+    );
+    assert_eq!(offsets_of(&log.fetch("batched", 0, 14, 100).unwrap()), [14]);
+    let from_the_middle = log.fetch("batched", 1, 7, 100).unwrap();
+    assert_eq!(offsets_of(&from_the_middle), (7..15).collect::<Vec<u64>>());
+    // Partition 1 got the odd indexes: offset 7 is round 1's third record there.
+    assert_eq!(
+        from_the_middle[0].record.value.as_deref(),
+        Some("1-5".as_bytes())
+    );
+}
+
+/// Retention and compaction remove records from inside batches: a batch left empty goes, one
+/// left with records is rewritten, and reads from a removed offset go on at the next record.
+#[test]
+fn retention_and_compaction_remove_records_from_inside_batches() {
+    let log = EmbeddedLog::in_memory();
+    log.create_topic(&TopicSpec::new("timed", 1).with_retention_ms(Some(1_000)))
+        .unwrap();
+    for first in [0, 3] {
+        let records = (first..first + 3)
+            .map(|index| ("timed".to_string(), 0, record("k", Some("v"), index * 200)))
+            .collect();
+        log.produce(records).unwrap();
+    }
+    // At t=1900 the cutoff is 900: offsets 0..4 (timestamps 0..800) expire, the first batch
+    // whole and the second in part.
+    assert_eq!(log.run_maintenance(1_900).unwrap().expired_records, 5);
+    assert_eq!(batches_in(&log, "timed"), 1);
+    assert_eq!(log.offsets("timed", 0).unwrap().log_start, 5);
+    assert_eq!(offsets_of(&log.fetch("timed", 0, 0, 10).unwrap()), [5]);
+
+    log.create_topic(&TopicSpec::compacted("table", 1)).unwrap();
+    log.produce(vec![
+        ("table".into(), 0, record("a", Some("1"), 0)),
+        ("table".into(), 0, record("b", Some("1"), 0)),
+        ("table".into(), 0, record("a", Some("2"), 0)),
+        ("table".into(), 0, record("b", Some("2"), 0)),
+    ])
+    .unwrap();
+    assert_eq!(log.run_maintenance(0).unwrap().compacted_records, 2);
+    assert_eq!(batches_in(&log, "table"), 1);
+    // A consumer positioned on a removed record reads on from the next one.
+    assert_eq!(offsets_of(&log.fetch("table", 0, 0, 10).unwrap()), [2, 3]);
+    assert_eq!(offsets_of(&log.fetch("table", 0, 1, 10).unwrap()), [2, 3]);
+    assert_eq!(offsets_of(&log.fetch("table", 0, 3, 10).unwrap()), [3]);
+    assert_eq!(log.offsets("table", 0).unwrap().log_start, 2);
+}
+
+/// Data written before record batches (one record per entry) is read as batches of one.
+#[test]
+fn records_stored_one_per_entry_before_batches_still_read() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("old", 1)).unwrap();
+    }
+    {
+        let engine =
+            StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
+        let space = engine.scan_only_space("topic.old").unwrap();
+        let mut batch = WriteBatch::new();
+        for offset in 0..3u64 {
+            let mut key = 0u32.to_be_bytes().to_vec();
+            key.extend_from_slice(&offset.to_be_bytes());
+            let value = format!("old-{offset}");
+            batch.put(
+                &space,
+                key,
+                orderflow_runtime::record::encode_log_record(&record("k", Some(&value), 5)),
+            );
+        }
+        engine.commit(batch, Durability::Fsync).unwrap();
+    }
+    let log = open(directory.path());
+    assert_eq!(log.offsets("old", 0).unwrap().end, 3);
+    assert_eq!(
+        log.produce(vec![("old".into(), 0, record("k", Some("new"), 6))])
+            .unwrap(),
+        vec![3]
+    );
+    let values: Vec<String> = log
+        .fetch("old", 0, 1, 10)
+        .unwrap()
+        .into_iter()
+        .map(|stored| String::from_utf8(stored.record.value.unwrap()).unwrap())
+        .collect();
+    assert_eq!(values, ["old-1", "old-2", "new"]);
+}

@@ -2,8 +2,8 @@
 //! as the state, so one batch commits outputs, state and positions together.
 //!
 //! Layout: topic metadata in `orderflow.topics` (name -> JSON spec); the records of topic `t` in
-//! keyspace `topic.t`, keyed by `partition u32 BE | offset u64 BE`; group positions are
-//! [`Checkpoints`]. High watermarks are kept in memory and recovered at open from the last key of
+//! keyspace `topic.t`, in batches (one per partition per commit; `log/record_batch.rs`) keyed
+//! by `partition u32 BE | first offset u64 BE`; group positions are [`Checkpoints`]. High watermarks are kept in memory and recovered at open from the last key of
 //! each partition. Offsets are assigned under one lock at commit time, so concurrent tasks
 //! appending to one partition get distinct, gap-free offsets.
 
@@ -18,8 +18,9 @@ use orderflow_state_stores::{
 };
 
 use crate::error::LogError;
+use crate::log::record_batch::{BatchWriter, batch_records};
 use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener, Visibility};
-use crate::record::{LogRecord, StoredRecord, decode_log_record, encode_log_record};
+use crate::record::{LogRecord, StoredRecord, decode_log_record};
 
 const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
 /// The syncer's least time between the starts of two syncs, unless configured: under steady
@@ -38,6 +39,75 @@ fn record_key(partition: u32, offset: u64) -> [u8; 12] {
 
 fn offset_of_key(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[4..12].try_into().expect("record keys are 12 bytes"))
+}
+
+/// Decodes the records of the batch at `base` whose offsets are in `range` into `records`,
+/// until it holds `max_records`.
+fn collect_batch(
+    base: u64,
+    value: &[u8],
+    range: &std::ops::Range<u64>,
+    max_records: usize,
+    records: &mut Vec<StoredRecord>,
+) -> Result<ControlFlow<()>, String> {
+    for (offset, bytes) in batch_records(base, value)? {
+        if offset < range.start {
+            continue;
+        }
+        if offset >= range.end || records.len() >= max_records {
+            return Ok(ControlFlow::Break(()));
+        }
+        let record = decode_log_record(bytes)
+            .map_err(|reason| format!("record at offset {offset}: {reason}"))?;
+        records.push(StoredRecord { offset, record });
+    }
+    Ok(if records.len() >= max_records {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    })
+}
+
+/// The (first, last) offsets of the batch stored under `key`; `None` for an empty one.
+fn batch_bounds(key: &[u8], value: &[u8]) -> Result<Option<(u64, u64)>, String> {
+    let records = batch_records(offset_of_key(key), value)?;
+    Ok(records
+        .first()
+        .zip(records.last())
+        .map(|(first, last)| (first.0, last.0)))
+}
+
+/// Which end of a partition [`edge_batch_bounds`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    First,
+    Last,
+}
+
+/// The (first, last) offsets of a partition's first or last batch.
+fn edge_batch_bounds(
+    engine: &StorageEngine,
+    space: &Space,
+    topic: &str,
+    partition: u32,
+    edge: Edge,
+) -> Result<Option<(u64, u64)>, LogError> {
+    let lower = record_key(partition, 0);
+    let upper = record_key(partition, u64::MAX);
+    let (lower, upper) = (Bound::Included(&lower[..]), Bound::Included(&upper[..]));
+    let found = match edge {
+        Edge::First => engine.first_in(space, lower, upper)?,
+        Edge::Last => engine.last_in(space, lower, upper)?,
+    };
+    let Some((key, value)) = found else {
+        return Ok(None);
+    };
+    batch_bounds(&key, &value).map_err(|reason| LogError::CorruptRecord {
+        topic: topic.to_string(),
+        partition,
+        offset: offset_of_key(&key),
+        reason,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -443,16 +513,14 @@ impl EmbeddedLog {
         let mut ends = Vec::new();
         let mut starts = Vec::new();
         for partition in 0..spec.partitions {
-            let lower = record_key(partition, 0);
-            let upper = record_key(partition, u64::MAX);
-            let first =
-                engine.first_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
-            let last = engine.last_in(&space, Bound::Included(&lower), Bound::Included(&upper))?;
-            ends.push(last.map_or(0, |(key, _)| offset_of_key(&key) + 1));
-            starts.push(first.map_or(0, |(key, _)| offset_of_key(&key)));
+            let first = edge_batch_bounds(engine, &space, &spec.name, partition, Edge::First)?;
+            let last = edge_batch_bounds(engine, &space, &spec.name, partition, Edge::Last)?;
+            ends.push(last.map_or(0, |(_, last)| last + 1));
+            starts.push(first.map_or(0, |(first, _)| first));
         }
         // Retention and compaction never remove a partition's last record (Kafka never
-        // deletes the active segment), so the last key always tells where the partition ends.
+        // deletes the active segment), so the last batch always tells where the partition
+        // ends.
         Ok(TopicEntry {
             in_flight: vec![BTreeMap::new(); ends.len()],
             reserved: ends.clone(),
@@ -706,14 +774,32 @@ impl EmbeddedLog {
             reservations,
             durable: self.durable_when_written(),
         };
+        // One record batch per reserved range: its records are that range's offsets, in
+        // order, so each (topic, partition) of this member is one fjall entry.
         let mut assigned = Vec::with_capacity(offsets.len());
+        let mut batches: Vec<Option<(u32, BatchWriter)>> =
+            (0..completion.reservations.len()).map(|_| None).collect();
         for (index, partition, offset, record) in offsets {
+            batches[index]
+                .get_or_insert_with(|| {
+                    let (_, _, start, count) = &completion.reservations[index];
+                    (
+                        partition,
+                        BatchWriter::new(*start, (*count as usize) * (record.size() + 32)),
+                    )
+                })
+                .1
+                .push(offset, record);
+            assigned.push(offset);
+        }
+        for (index, staged) in batches.into_iter().enumerate() {
+            let (partition, writer) = staged.expect("every reserved range has its records");
+            let start = completion.reservations[index].2;
             batch.put(
                 &spaces[index],
-                record_key(partition, offset).to_vec(),
-                encode_log_record(record),
+                record_key(partition, start).to_vec(),
+                writer.finish(),
             );
-            assigned.push(offset);
         }
         Ok((assigned, completion))
     }
@@ -752,61 +838,112 @@ impl EmbeddedLog {
             Bound::Excluded(&upper),
             false,
             &mut |key, value| {
-                let offset = offset_of_key(key);
-                match decode_log_record(value) {
-                    Ok(record) => visit(offset, &record),
-                    Err(reason) => {
-                        corrupt = Some(LogError::CorruptRecord {
-                            topic: entry.spec.name.clone(),
-                            partition,
-                            offset,
-                            reason,
-                        });
-                        ControlFlow::Break(())
+                let base = offset_of_key(key);
+                let decoded = batch_records(base, value).and_then(|records| {
+                    for (offset, bytes) in records {
+                        let record = decode_log_record(bytes)
+                            .map_err(|reason| format!("record at offset {offset}: {reason}"))?;
+                        if visit(offset, &record).is_break() {
+                            return Ok(ControlFlow::Break(()));
+                        }
                     }
-                }
+                    Ok(ControlFlow::Continue(()))
+                });
+                decoded.unwrap_or_else(|reason| {
+                    corrupt = Some(LogError::CorruptRecord {
+                        topic: entry.spec.name.clone(),
+                        partition,
+                        offset: base,
+                        reason,
+                    });
+                    ControlFlow::Break(())
+                })
             },
         )?;
         corrupt.map_or(Ok(()), Err)
     }
 
+    /// Removes `offsets` from a partition's batches (up to its durable end, where maintenance
+    /// reads): a batch left empty is deleted, one left with records is rewritten with them.
     fn delete_offsets(
         &self,
         entry: &TopicEntry,
         partition: u32,
         offsets: &[u64],
     ) -> Result<u64, LogError> {
+        if offsets.is_empty() {
+            return Ok(0);
+        }
+        let removed: HashSet<u64> = offsets.iter().copied().collect();
+        let corrupt = |key: &[u8], reason: String| LogError::CorruptRecord {
+            topic: entry.spec.name.clone(),
+            partition,
+            offset: offset_of_key(key),
+            reason,
+        };
         let lower = record_key(partition, 0);
-        let upper = record_key(partition, u64::MAX);
         // The last record stays, as Kafka's active segment does: it marks the partition's end.
-        let last_offset = self
-            .engine
-            .last_in(
-                &entry.space,
-                Bound::Included(&lower),
-                Bound::Included(&upper),
-            )?
-            .map(|(key, _)| offset_of_key(&key));
+        let last_offset = edge_batch_bounds(
+            &self.engine,
+            &entry.space,
+            &entry.spec.name,
+            partition,
+            Edge::Last,
+        )?
+        .map(|(_, last)| last);
+        let durable_upper = record_key(partition, entry.durable_ends[partition as usize]);
         let mut batch = WriteBatch::new();
-        for offset in offsets {
-            if Some(*offset) != last_offset {
-                batch.delete(&entry.space, record_key(partition, *offset).to_vec());
-            }
+        let mut deleted = 0u64;
+        let mut failure = None;
+        self.engine.scan(
+            &entry.space,
+            Bound::Included(&lower),
+            Bound::Excluded(&durable_upper),
+            false,
+            &mut |key, value| {
+                let base = offset_of_key(key);
+                let records = match batch_records(base, value) {
+                    Ok(records) => records,
+                    Err(reason) => {
+                        failure = Some(corrupt(key, reason));
+                        return ControlFlow::Break(());
+                    }
+                };
+                let kept: Vec<&(u64, &[u8])> = records
+                    .iter()
+                    .filter(|(offset, _)| !removed.contains(offset) || Some(*offset) == last_offset)
+                    .collect();
+                if kept.len() == records.len() {
+                    return ControlFlow::Continue(());
+                }
+                deleted += (records.len() - kept.len()) as u64;
+                if kept.is_empty() {
+                    batch.delete(&entry.space, key.to_vec());
+                } else {
+                    let mut writer = BatchWriter::new(base, value.len());
+                    for (offset, encoded) in kept {
+                        writer.push_encoded(*offset, encoded);
+                    }
+                    batch.put(&entry.space, key.to_vec(), writer.finish());
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        if let Some(error) = failure {
+            return Err(error);
         }
         if batch.is_empty() {
             return Ok(0);
         }
-        let deleted = batch.len() as u64;
         self.engine.commit(batch, Durability::Buffered)?;
-        let new_start = {
-            self.engine
-                .first_in(
-                    &entry.space,
-                    Bound::Included(&lower),
-                    Bound::Included(&upper),
-                )?
-                .map(|(key, _)| offset_of_key(&key))
-        };
+        let new_start = edge_batch_bounds(
+            &self.engine,
+            &entry.space,
+            &entry.spec.name,
+            partition,
+            Edge::First,
+        )?
+        .map(|(first, _)| first);
         let mut topics = self.topics.lock().expect("topic table lock poisoned");
         if let Some(live) = topics.get_mut(&entry.spec.name) {
             live.starts[partition as usize] = new_start.unwrap_or(live.ends[partition as usize]);
@@ -999,34 +1136,58 @@ impl LogBackend for EmbeddedLog {
         let lower = record_key(partition, from_offset);
         let upper = record_key(partition, end);
         let mut records = Vec::with_capacity(max_records.min((end - from_offset) as usize));
+        let mut first_base = None;
         let mut corrupt = None;
+        let range = from_offset..end;
         self.engine.scan(
             &space,
             Bound::Included(&lower),
             Bound::Excluded(&upper),
             false,
             &mut |key, value| {
-                let offset = offset_of_key(key);
-                match decode_log_record(value) {
-                    Ok(record) => records.push(StoredRecord { offset, record }),
+                let base = offset_of_key(key);
+                first_base.get_or_insert(base);
+                match collect_batch(base, value, &range, max_records, &mut records) {
+                    Ok(flow) => flow,
                     Err(reason) => {
-                        corrupt = Some(LogError::CorruptRecord {
-                            topic: topic.to_string(),
-                            partition,
-                            offset,
-                            reason,
-                        });
-                        return ControlFlow::Break(());
+                        corrupt = Some((base, reason));
+                        ControlFlow::Break(())
                     }
-                }
-                if records.len() >= max_records {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
                 }
             },
         )?;
-        corrupt.map_or(Ok(records), Err)
+        // A batch that starts below `from_offset` may hold it: a fetch that stopped inside a
+        // batch, or a position whose record compaction removed. Consumers mostly read on from
+        // where a batch ended, so this look back is rare.
+        if corrupt.is_none() && first_base != Some(from_offset) {
+            let partition_start = record_key(partition, 0);
+            if let Some((key, value)) = self.engine.last_in(
+                &space,
+                Bound::Included(&partition_start),
+                Bound::Excluded(&lower),
+            )? {
+                let base = offset_of_key(&key);
+                let mut head = Vec::new();
+                match collect_batch(base, &value, &range, max_records, &mut head) {
+                    Ok(_) if !head.is_empty() => {
+                        head.append(&mut records);
+                        head.truncate(max_records);
+                        records = head;
+                    }
+                    Ok(_) => {}
+                    Err(reason) => corrupt = Some((base, reason)),
+                }
+            }
+        }
+        match corrupt {
+            Some((offset, reason)) => Err(LogError::CorruptRecord {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                reason,
+            }),
+            None => Ok(records),
+        }
     }
 
     fn offsets(&self, topic: &str, partition: u32) -> Result<PartitionOffsets, LogError> {

@@ -22,6 +22,7 @@
 //! keeps exactly-once even across a power cut is "Durability, pipelined" in [`embedded`].)
 
 pub mod embedded;
+mod record_batch;
 
 use std::time::Duration;
 
