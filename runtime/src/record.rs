@@ -86,6 +86,22 @@ impl LogRecord {
     }
 }
 
+impl LogRecord {
+    /// The exact length of [`encode_log_record`]'s encoding, to size buffers up front.
+    pub fn encoded_len(&self) -> usize {
+        8 + 4
+            + self.key.as_ref().map_or(0, Vec::len)
+            + 4
+            + self.value.as_ref().map_or(0, Vec::len)
+            + 2
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| 2 + name.len() + 4 + value.len())
+                .sum::<usize>()
+    }
+}
+
 /// A record read back from a log, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
@@ -134,7 +150,7 @@ const NULL_LENGTH: u32 = u32::MAX;
 /// `timestamp i64 | key len u32 | key | value len u32 | value | header count u16 |
 /// (name len u16 | name | value len u32 | value)*`, lengths of `u32::MAX` meaning null.
 pub fn encode_log_record(record: &LogRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(record.size() + 24);
+    let mut out = Vec::with_capacity(record.encoded_len());
     encode_log_record_into(record, &mut out);
     out
 }
@@ -234,6 +250,7 @@ mod tests {
                 record.headers.push(name, header_value);
             }
             let encoded = encode_log_record(&record);
+            prop_assert_eq!(encoded.len(), record.encoded_len());
             prop_assert_eq!(decode_log_record(&encoded).unwrap(), record);
             // Every strict prefix is reported as truncated, never panics.
             for cut in 0..encoded.len() {

@@ -64,6 +64,13 @@ impl WriteBatch {
         Self::default()
     }
 
+    /// A batch with room for `writes` writes before it grows.
+    pub fn with_capacity(writes: usize) -> Self {
+        Self {
+            writes: Vec::with_capacity(writes),
+        }
+    }
+
     pub fn put(&mut self, space: &Space, key: Vec<u8>, value: Vec<u8>) {
         self.writes.push((space.clone(), key, Some(value)));
     }
@@ -88,7 +95,8 @@ impl WriteBatch {
 
     /// Moves every write of `other` to the end of this batch (committing both as one).
     pub fn append(&mut self, mut other: WriteBatch) {
-        if self.writes.is_empty() {
+        // Taking the other's vector saves a copy, unless this one was sized for both.
+        if self.writes.is_empty() && self.writes.capacity() < other.writes.len() {
             self.writes = other.writes;
         } else {
             self.writes.append(&mut other.writes);

@@ -629,7 +629,14 @@ impl EmbeddedLog {
         // write and one memtable pass per group instead of one per member (a stream thread
         // commits all its due tasks as a group). A member that fails its checks fails alone;
         // a failed write fails every member written with it, and their ranges become gaps.
-        let mut group_batch = WriteBatch::new();
+        // Sized up front: each member adds its state writes and a record batch per partition
+        // it wrote (bounded by its records); growing it copied every write again.
+        let mut group_batch = WriteBatch::with_capacity(
+            appends
+                .iter()
+                .map(|(outputs, batch)| batch.len() + outputs.len().min(64))
+                .sum(),
+        );
         for (outputs, mut batch) in appends {
             for (topic, _, _) in &outputs {
                 if produced_topics.last() != Some(topic) && !produced_topics.contains(topic) {
@@ -776,6 +783,10 @@ impl EmbeddedLog {
         };
         // One record batch per reserved range: its records are that range's offsets, in
         // order, so each (topic, partition) of this member is one fjall entry.
+        let mut record_bytes = vec![0usize; completion.reservations.len()];
+        for (index, _, _, record) in &offsets {
+            record_bytes[*index] += record.encoded_len();
+        }
         let mut assigned = Vec::with_capacity(offsets.len());
         let mut batches: Vec<Option<(u32, BatchWriter)>> =
             (0..completion.reservations.len()).map(|_| None).collect();
@@ -783,10 +794,8 @@ impl EmbeddedLog {
             batches[index]
                 .get_or_insert_with(|| {
                     let (_, _, start, count) = &completion.reservations[index];
-                    (
-                        partition,
-                        BatchWriter::new(*start, (*count as usize) * (record.size() + 32)),
-                    )
+                    let writer = BatchWriter::new(*start, record_bytes[index], *count as usize);
+                    (partition, writer)
                 })
                 .1
                 .push(offset, record);
@@ -920,7 +929,7 @@ impl EmbeddedLog {
                 if kept.is_empty() {
                     batch.delete(&entry.space, key.to_vec());
                 } else {
-                    let mut writer = BatchWriter::new(base, value.len());
+                    let mut writer = BatchWriter::new(base, value.len(), 0);
                     for (offset, encoded) in kept {
                         writer.push_encoded(*offset, encoded);
                     }

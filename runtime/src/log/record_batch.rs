@@ -28,8 +28,10 @@ pub(crate) struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// A batch whose offsets start at `base`; `capacity` is a guess of its encoded size.
-    pub(crate) fn new(base: u64, capacity: usize) -> Self {
+    /// A batch whose offsets start at `base`, with room for records whose encodings take
+    /// `record_bytes` in all (growing a batch of thousands of records was a visible cost).
+    pub(crate) fn new(base: u64, record_bytes: usize, records: usize) -> Self {
+        let capacity = record_bytes + records * 8;
         let mut bytes = Vec::with_capacity(HEADER_LENGTH + capacity);
         bytes.push(BATCH_FORMAT);
         bytes.extend_from_slice(&0u32.to_be_bytes());
@@ -141,7 +143,7 @@ mod tests {
 
     #[test]
     fn malformed_batches_are_refused_with_what_is_wrong() {
-        let mut writer = BatchWriter::new(10, 64);
+        let mut writer = BatchWriter::new(10, 64, 2);
         writer.push(10, &record("a", 1));
         writer.push(12, &record("b", 2));
         let batch = writer.finish();
@@ -155,7 +157,7 @@ mod tests {
                 .unwrap_err()
                 .contains("bytes left")
         );
-        let mut swapped = BatchWriter::new(10, 64);
+        let mut swapped = BatchWriter::new(10, 64, 2);
         swapped.push_encoded(12, b"x");
         swapped.count += 1;
         swapped.bytes.extend_from_slice(&1u32.to_be_bytes());
@@ -178,7 +180,7 @@ mod tests {
                 0..20,
             ),
         ) {
-            let mut writer = BatchWriter::new(base, 0);
+            let mut writer = BatchWriter::new(base, 0, 0);
             let mut expected = Vec::new();
             let mut offset = base;
             for (step, value, key, timestamp) in &records {
