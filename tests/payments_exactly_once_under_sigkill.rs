@@ -11,6 +11,7 @@ use std::ops::Bound;
 use std::process::{Command, Stdio};
 
 use orderflow_processors::order_saga::{ORDER_STORE, OrderState};
+use orderflow_processors::order_state_codec::OrderStateCodec;
 use orderflow_processors::wire::envelope_serde;
 use orderflow_runtime::log::LogBackend;
 use orderflow_runtime::topology::store_space_name;
@@ -18,8 +19,7 @@ use orderflow_runtime::{EmbeddedLog, RecordDecoder};
 use orderflow_schemas::messages::order_commands::OrderCommand;
 use orderflow_schemas::messages::order_events::OrderStatus;
 use orderflow_state_stores::{
-    CommittedKeyValueStore, CompactCodec, Durability, StorageConfig, StorageEngine, StoreCodecs,
-    StringCodec,
+    CommittedKeyValueStore, Durability, StorageConfig, StorageEngine, StoreCodecs, StringCodec,
 };
 
 mod support;
@@ -103,7 +103,7 @@ fn sigkill_during_charges_never_charges_an_order_twice() {
             StoreCodecs {
                 name: ORDER_STORE,
                 key: &StringCodec,
-                value: &CompactCodec,
+                value: &OrderStateCodec,
             },
         );
         states.extend(

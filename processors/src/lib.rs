@@ -11,6 +11,7 @@ pub mod export;
 pub mod inventory;
 pub mod notification;
 pub mod order_saga;
+pub mod order_state_codec;
 pub mod payment;
 pub mod pricing;
 pub mod users;

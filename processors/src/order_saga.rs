@@ -114,6 +114,11 @@ pub struct OrderState {
     pub origin: Origin,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// When the deadline armed for the current status (reservation or payment) falls: the
+    /// deadlines are fixed timers, cancelled by naming this time. `None` once cancelled, and
+    /// in orders stored by builds whose deadlines were indexed timers (see
+    /// [`crate::order_state_codec`]).
+    pub deadline_at_ms: Option<i64>,
 }
 
 /// The saga's inputs, from its three co-partitioned topics.
@@ -268,6 +273,7 @@ impl OrderSaga {
             origin: emitter.origin.clone(),
             created_at_ms: now,
             updated_at_ms: now,
+            deadline_at_ms: None,
         };
 
         // Price every line from the catalog as it is now; later price changes never touch it.
@@ -350,6 +356,12 @@ impl OrderSaga {
         state.line_states = vec![LineState::Pending; lines.len()];
         state.lines = lines.clone();
         state.totals = Some(totals.clone());
+        Self::arm_deadline(
+            emitter.context,
+            &mut state,
+            RESERVATION_DEADLINE,
+            now + self.config.reservation_deadline_ms,
+        );
         Self::save(emitter.context, &mut state)?;
         emitter.order_event(OrderEvent::OrderCreated(OrderCreated {
             order_id: state.order_id,
@@ -371,13 +383,19 @@ impl OrderSaga {
                 expires_at,
             }))?;
         }
-        emitter.context.schedule(
-            TimerKind::WallClock,
-            &timer_key(&state.order_id, RESERVATION_DEADLINE),
-            now + self.config.reservation_deadline_ms,
-            Vec::new(),
-        )?;
         Ok(())
+    }
+
+    /// Arms the deadline of the order's new status as a fixed timer (one write; its time kept
+    /// in the state for the cancel).
+    fn arm_deadline(context: &mut Context<'_>, state: &mut OrderState, deadline: &str, due: i64) {
+        context.schedule_fixed(
+            TimerKind::WallClock,
+            &timer_key(&state.order_id, deadline),
+            due,
+            Vec::new(),
+        );
+        state.deadline_at_ms = Some(due);
     }
 
     /// Sends Release for every line that holds stock (reserved or committed).
@@ -423,19 +441,26 @@ impl OrderSaga {
         }))
     }
 
-    /// Cancels the deadline armed for `status` (each cancel reads the timer index, so only
-    /// the one that can exist is looked up).
+    /// Cancels the deadline armed for the order's status: the fixed timer at the time the
+    /// state keeps. An order stored by a build whose deadlines were indexed timers keeps no
+    /// time; its deadline is cancelled through the timer index.
     fn cancel_deadlines(
         context: &mut Context<'_>,
-        order_id: &OrderId,
-        status: OrderStatus,
+        state: &mut OrderState,
     ) -> Result<(), ProcessError> {
-        let deadline = match status {
+        let deadline = match state.status {
             OrderStatus::Reserving => RESERVATION_DEADLINE,
             OrderStatus::AwaitingPayment => PAYMENT_DEADLINE,
             _ => return Ok(()),
         };
-        context.cancel_timer(TimerKind::WallClock, &timer_key(order_id, deadline))
+        let key = timer_key(&state.order_id, deadline);
+        match state.deadline_at_ms.take() {
+            Some(due) => {
+                context.cancel_fixed_timer(TimerKind::WallClock, &key, due);
+                Ok(())
+            }
+            None => context.cancel_timer(TimerKind::WallClock, &key),
+        }
     }
 
     /// Once every line has an outcome: charge, or release and reject.
@@ -447,7 +472,7 @@ impl OrderSaga {
         if state.line_states.contains(&LineState::Pending) {
             return Ok(());
         }
-        Self::cancel_deadlines(emitter.context, &state.order_id, state.status)?;
+        Self::cancel_deadlines(emitter.context, state)?;
         if state.line_states.contains(&LineState::Rejected) {
             Self::release_held_lines(emitter, state, ReleaseReason::OrderRejected)?;
             state.status = OrderStatus::Rejected;
@@ -473,12 +498,13 @@ impl OrderSaga {
             idempotency_key: format!("{}:charge:1", state.order_id),
             attempt: 1,
         }))?;
-        emitter.context.schedule(
-            TimerKind::WallClock,
-            &timer_key(&state.order_id, PAYMENT_DEADLINE),
+        Self::arm_deadline(
+            emitter.context,
+            state,
+            PAYMENT_DEADLINE,
             now + self.config.payment_deadline_ms,
-            Vec::new(),
-        )
+        );
+        Ok(())
     }
 
     fn on_inventory(
@@ -554,7 +580,7 @@ impl OrderSaga {
                     state.status,
                     OrderStatus::Reserving | OrderStatus::AwaitingPayment
                 ) {
-                    Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
+                    Self::cancel_deadlines(emitter.context, &mut state)?;
                     Self::release_held_lines(
                         emitter,
                         &mut state,
@@ -596,7 +622,7 @@ impl OrderSaga {
                 }
                 state.charged = true;
                 if state.status == OrderStatus::AwaitingPayment {
-                    Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
+                    Self::cancel_deadlines(emitter.context, &mut state)?;
                     state.status = OrderStatus::Confirmed;
                     for (index, line_state) in state.line_states.iter_mut().enumerate() {
                         *line_state = LineState::Committed;
@@ -621,7 +647,7 @@ impl OrderSaga {
                 if state.status != OrderStatus::AwaitingPayment {
                     return Ok(());
                 }
-                Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
+                Self::cancel_deadlines(emitter.context, &mut state)?;
                 Self::release_held_lines(emitter, &mut state, ReleaseReason::PaymentFailed)?;
                 state.status = OrderStatus::PaymentFailed;
                 emitter.order_event(OrderEvent::OrderPaymentFailed(OrderPaymentFailed {
@@ -688,7 +714,7 @@ impl OrderSaga {
                         "an order can be cancelled only until it ships",
                     );
                 }
-                Self::cancel_deadlines(emitter.context, &order_id, state.status)?;
+                Self::cancel_deadlines(emitter.context, &mut state)?;
                 Self::release_held_lines(emitter, &mut state, ReleaseReason::OrderCancelled)?;
                 Self::refund_if_charged(emitter, &mut state, "cancelled by the customer")?;
                 state.status = OrderStatus::Cancelled;
@@ -827,6 +853,8 @@ impl Processor for OrderSaga {
             }
             _ => return Ok(()),
         }
+        // The deadline fired: nothing is left to cancel.
+        state.deadline_at_ms = None;
         Self::save(emitter.context, &mut state)
     }
 }

@@ -74,6 +74,8 @@ impl ProcessError {
 pub enum TopologyError {
     #[error("node name `{0}` is used twice; give every source, processor and sink its own name")]
     DuplicateNode(String),
+    #[error("a node name of {length} bytes is too long; names are at most 32,767 bytes")]
+    NodeNameTooLong { length: usize },
     #[error("node `{node}` names parent `{parent}`, which does not exist; add it before `{node}`")]
     UnknownParent { node: String, parent: String },
     #[error("sink `{0}` cannot be a parent; sinks end a branch")]

@@ -108,8 +108,9 @@ impl TopologyTestDriver {
         self.count_timer_keys(|_| true)
     }
 
-    /// Timers waiting in the due queues of every task (fired, cancelled and stale ones gone):
-    /// what [`Self::timer_entries`] counts, without the indexes and stream-time hints.
+    /// Entries in the due queues of every task: timers not yet fired or cancelled, and the
+    /// stale entries of moved indexed timers until they come due. What [`Self::timer_entries`]
+    /// counts, without the indexes and stream-time hints.
     pub fn queued_timers(&self) -> Result<usize, RuntimeError> {
         self.count_timer_keys(crate::timers::is_queue_key)
     }
@@ -296,13 +297,7 @@ impl TopologyTestDriver {
         &self,
         store: &str,
     ) -> Result<Vec<(K, V)>, RuntimeError> {
-        let definition = self
-            .topology
-            .store(store)
-            .ok_or_else(|| RuntimeError::Config {
-                field: "store",
-                reason: format!("no store named `{store}`"),
-            })?;
+        let definition = self.store_definition(store)?;
         let codecs = definition
             .codecs
             .downcast_ref::<TypedStoreCodecs<K, V>>()
@@ -331,5 +326,41 @@ impl TopologyTestDriver {
             entries.extend(view.range(Bound::Unbounded, Bound::Unbounded, usize::MAX)?);
         }
         Ok(entries)
+    }
+
+    fn store_definition(
+        &self,
+        store: &str,
+    ) -> Result<&crate::topology::StoreDefinition, RuntimeError> {
+        self.topology
+            .store(store)
+            .ok_or_else(|| RuntimeError::Config {
+                field: "store",
+                reason: format!("no store named `{store}`"),
+            })
+    }
+
+    /// Writes `value` as the stored bytes of `key` (already encoded) in `store`, in the
+    /// partition the key belongs to, between rounds: for tests of values written by older
+    /// builds in older formats.
+    pub fn put_store_bytes(
+        &self,
+        store: &str,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), RuntimeError> {
+        let definition = self.store_definition(store)?;
+        let partitions = self.topology.sub_topologies()[definition.sub_topology].partitions;
+        let partition = partition_for_key(key, partitions);
+        let engine = self.log.state_engine();
+        let space = engine.space(&store_space_name(
+            &self.config.application_id,
+            store,
+            partition,
+        ))?;
+        let mut batch = orderflow_state_stores::WriteBatch::new();
+        batch.put(&space, key.to_vec(), value);
+        engine.commit(batch, orderflow_state_stores::Durability::Buffered)?;
+        Ok(())
     }
 }

@@ -42,6 +42,16 @@ fn duplicate_names_are_refused() {
 }
 
 #[test]
+fn node_names_too_long_for_timer_keys_are_refused() {
+    let mut builder = base();
+    builder.add_source(&"n".repeat(40_000), "input", string_serde());
+    assert_eq!(
+        builder.build().unwrap_err(),
+        TopologyError::NodeNameTooLong { length: 40_000 }
+    );
+}
+
+#[test]
 fn cycles_are_refused() {
     let mut builder = base();
     builder

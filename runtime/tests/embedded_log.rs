@@ -537,6 +537,31 @@ fn retention_and_compaction_remove_records_from_inside_batches() {
     assert_eq!(log.offsets("table", 0).unwrap().log_start, 2);
 }
 
+/// A batch rewritten without its first records keeps its key; the log start recovered at
+/// open is its first remaining record, not the key.
+#[test]
+fn the_log_start_after_a_rewritten_batch_survives_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("trimmed", 1).with_retention_ms(Some(1_000)))
+            .unwrap();
+        log.produce(
+            [0, 500, 2_000]
+                .into_iter()
+                .map(|timestamp| ("trimmed".to_string(), 0, record("k", Some("v"), timestamp)))
+                .collect(),
+        )
+        .unwrap();
+        assert_eq!(log.run_maintenance(2_100).unwrap().expired_records, 2);
+        assert_eq!(batches_in(&log, "trimmed"), 1);
+    }
+    let log = open(directory.path());
+    let offsets = log.offsets("trimmed", 0).unwrap();
+    assert_eq!((offsets.log_start, offsets.end), (2, 3));
+    assert_eq!(offsets_of(&log.fetch("trimmed", 0, 0, 10).unwrap()), [2]);
+}
+
 /// Data written before record batches (one record per entry) is read as batches of one.
 #[test]
 fn records_stored_one_per_entry_before_batches_still_read() {
@@ -576,4 +601,34 @@ fn records_stored_one_per_entry_before_batches_still_read() {
         .map(|stored| String::from_utf8(stored.record.value.unwrap()).unwrap())
         .collect();
     assert_eq!(values, ["old-1", "old-2", "new"]);
+}
+
+/// A corrupt batch at the edge of a partition is reported when its records are read; the log
+/// still opens, and the other topics and partitions work.
+#[test]
+fn a_corrupt_batch_fails_its_reads_not_the_log() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("damaged", 2)).unwrap();
+    }
+    {
+        let engine =
+            StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
+        let space = engine.scan_only_space("topic.damaged").unwrap();
+        let mut batch = WriteBatch::new();
+        let mut key = 0u32.to_be_bytes().to_vec();
+        key.extend_from_slice(&7u64.to_be_bytes());
+        batch.put(&space, key, vec![0xba, 0, 0, 0, 9, 1, 2]);
+        engine.commit(batch, Durability::Fsync).unwrap();
+    }
+    let log = open(directory.path());
+    assert_eq!(log.offsets("damaged", 0).unwrap().end, 8);
+    assert!(matches!(
+        log.fetch("damaged", 0, 7, 10),
+        Err(LogError::CorruptRecord { offset: 7, .. })
+    ));
+    log.produce(vec![("damaged".into(), 1, record("k", Some("v"), 1))])
+        .unwrap();
+    assert_eq!(log.fetch("damaged", 1, 0, 10).unwrap().len(), 1);
 }

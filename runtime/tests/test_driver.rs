@@ -349,10 +349,14 @@ fn fixed_timers_are_one_entry_each_and_cancel_only_at_their_time() {
         ("twice", "fixed:4000".to_string()),
         ("index-cancel", "fixed:2500".to_string()),
         ("index-cancel", "cancel".to_string()),
+        // An indexed and a fixed timer of one key at one time are two timers.
+        ("both", "wall:2000".to_string()),
+        ("both", "fixed:2000".to_string()),
+        ("both", "cancel".to_string()),
     ];
     let entries_before = driver.timer_entries().unwrap();
     pipe_timer_commands(&mut driver, &commands, now);
-    let live_fixed_timers = 5;
+    let live_fixed_timers = 6;
     let entries_scheduled = driver.timer_entries().unwrap();
     let fired = fired_over_seconds(&mut driver, 10);
     assert_eq!(
@@ -360,6 +364,7 @@ fn fixed_timers_are_one_entry_each_and_cancel_only_at_their_time() {
         vec![
             ("plain".to_string(), format!("fired:wall:{}", now + 1_000)),
             ("twice".to_string(), format!("fired:wall:{}", now + 1_500)),
+            ("both".to_string(), format!("fired:wall:{}", now + 2_000)),
             (
                 "index-cancel".to_string(),
                 format!("fired:wall:{}", now + 2_500)

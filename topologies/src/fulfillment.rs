@@ -22,6 +22,7 @@ use orderflow_processors::order_saga::{
     INVENTORY_COMMANDS_SINK, ORDER_EVENTS_SINK, ORDER_STORE, OrderSaga, OrderState,
     PAYMENT_COMMANDS_SINK, SagaConfig, SagaInput, SagaOutput,
 };
+use orderflow_processors::order_state_codec::OrderStateCodec;
 use orderflow_processors::payment::{
     PAYMENT_EVENTS_SINK, PAYMENT_STORE, PROVIDER_REQUESTS_SINK, PROVIDER_REQUESTS_TOPIC,
     PROVIDER_RESULTS_TOPIC, PaymentConfig, PaymentEffect, PaymentInput, PaymentProcessor,
@@ -133,7 +134,7 @@ pub fn topology(options: &FulfillmentOptions) -> Result<Topology, TopologyError>
             move || OrderSaga::new(saga.clone()),
             &[ORDER_STORE],
         )
-        .add_key_value_store::<String, OrderState>(ORDER_STORE, StringCodec, CompactCodec)
+        .add_key_value_store::<String, OrderState>(ORDER_STORE, StringCodec, OrderStateCodec)
         .add_sink(
             ORDER_EVENTS_SINK,
             &["order-saga"],

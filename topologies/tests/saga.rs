@@ -176,6 +176,33 @@ fn the_payment_deadline_ends_a_stuck_order_and_a_late_charge_is_refunded() {
     assert!(shop.orders()[&order].refunded);
 }
 
+/// An order stored by a build whose deadlines were indexed timers keeps no deadline time: the
+/// saga cancels through the index, and a deadline left behind fires and changes nothing.
+#[test]
+fn an_order_stored_by_an_older_build_still_completes_and_its_deadline_does_nothing() {
+    let payment = PaymentConfig {
+        backoff_initial_ms: 1_000,
+        ..PaymentConfig::default()
+    };
+    let mut shop = Shop::with_configs(SagaConfig::default(), payment, 6);
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::AwaitingPayment);
+    assert!(shop.orders()[&order].deadline_at_ms.is_some());
+    shop.store_as_older_build(order);
+    for _ in 0..5 {
+        shop.advance(3_000); // the retries go on and the charge succeeds
+    }
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    // This build's fixed payment deadline is still queued: the older state named no time.
+    assert_eq!(shop.driver.queued_timers().unwrap(), 1);
+    shop.advance(SagaConfig::default().payment_deadline_ms);
+    assert_eq!(shop.status(order), OrderStatus::Confirmed);
+    assert_eq!(shop.driver.queued_timers().unwrap(), 0);
+    assert_eq!(shop.provider.refunds_of(&order).len(), 0);
+}
+
 #[test]
 fn a_customer_cancel_after_confirmation_returns_stock_and_refunds() {
     let mut shop = Shop::new();

@@ -3,9 +3,10 @@
 //!
 //! Layout: topic metadata in `orderflow.topics` (name -> JSON spec); the records of topic `t` in
 //! keyspace `topic.t`, in batches (one per partition per commit; `log/record_batch.rs`) keyed
-//! by `partition u32 BE | first offset u64 BE`; group positions are [`Checkpoints`]. High watermarks are kept in memory and recovered at open from the last key of
-//! each partition. Offsets are assigned under one lock at commit time, so concurrent tasks
-//! appending to one partition get distinct, gap-free offsets.
+//! by `partition u32 BE | first offset u64 BE`; group positions are [`Checkpoints`]. High
+//! watermarks are kept in memory and recovered at open from the last record of each
+//! partition's last batch. Offsets are assigned under one lock at commit time, so concurrent
+//! tasks appending to one partition get distinct, gap-free offsets.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, ControlFlow};
@@ -75,6 +76,24 @@ fn batch_bounds(key: &[u8], value: &[u8]) -> Result<Option<(u64, u64)>, String> 
         .first()
         .zip(records.last())
         .map(|(first, last)| (first.0, last.0)))
+}
+
+/// [`edge_batch_bounds`] for opening the log: a corrupt edge batch is logged and counted as
+/// one record at its key, so one bad entry fails the reads of its records, not the whole log.
+fn recovered_edge(
+    engine: &StorageEngine,
+    space: &Space,
+    topic: &str,
+    partition: u32,
+    edge: Edge,
+) -> Result<Option<(u64, u64)>, LogError> {
+    match edge_batch_bounds(engine, space, topic, partition, edge) {
+        Err(LogError::CorruptRecord { offset, reason, .. }) => {
+            tracing::error!(topic, partition, offset, %reason, "a corrupt record batch at the edge of a partition: its records cannot be read");
+            Ok(Some((offset, offset)))
+        }
+        other => other,
+    }
 }
 
 /// Which end of a partition [`edge_batch_bounds`] looks at.
@@ -436,6 +455,9 @@ pub struct EmbeddedLog {
     durabilizer: Arc<Durabilizer>,
     /// With fsync durability: the thread that makes commits durable behind the writers.
     syncer: Option<Arc<Syncer>>,
+    /// Held for a whole maintenance pass: retention and compaction rewrite batches (read,
+    /// then write), so two passes at once could each write back what the other removed.
+    maintenance: Arc<Mutex<()>>,
 }
 
 impl EmbeddedLog {
@@ -493,6 +515,7 @@ impl EmbeddedLog {
             notifier,
             durabilizer,
             syncer,
+            maintenance: Arc::new(Mutex::new(())),
         })
     }
 
@@ -513,8 +536,8 @@ impl EmbeddedLog {
         let mut ends = Vec::new();
         let mut starts = Vec::new();
         for partition in 0..spec.partitions {
-            let first = edge_batch_bounds(engine, &space, &spec.name, partition, Edge::First)?;
-            let last = edge_batch_bounds(engine, &space, &spec.name, partition, Edge::Last)?;
+            let first = recovered_edge(engine, &space, &spec.name, partition, Edge::First)?;
+            let last = recovered_edge(engine, &space, &spec.name, partition, Edge::Last)?;
             ends.push(last.map_or(0, |(_, last)| last + 1));
             starts.push(first.map_or(0, |(first, _)| first));
         }
@@ -815,6 +838,10 @@ impl EmbeddedLog {
 
     /// Applies retention (delete policy) and compaction (compact policy) to every topic.
     pub fn run_maintenance(&self, now_ms: i64) -> Result<MaintenanceReport, LogError> {
+        let _one_pass_at_a_time = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut report = MaintenanceReport::default();
         for spec in self.topics() {
             for partition in 0..spec.partitions {

@@ -11,7 +11,8 @@
 //! Format: `BATCH_FORMAT | count u32 | (offset delta u32 | length u32 | record)*`, big-endian,
 //! each record in [`encode_log_record`]'s format. Entries written before batches hold one
 //! record in that format alone, at the key's offset; such a value starts with the top byte of
-//! the record's timestamp, 0x00 or 0xff for any time within 10^15 years, never `BATCH_FORMAT`.
+//! the record's timestamp: 0x00 or 0xff for any time within 2.2 million years of 1970, and
+//! `BATCH_FORMAT` only for a time about 160 million years before it.
 
 use crate::record::{LogRecord, encode_log_record_into};
 

@@ -29,6 +29,9 @@ struct PendingStore {
     definition: StoreDefinition,
 }
 
+/// The longest node name: timer keys store a name's length in 15 bits (`timers.rs`).
+pub const MAX_NODE_NAME_BYTES: usize = 32 * 1024 - 1;
+
 /// Assembles a [`Topology`]. Mistakes are collected and reported by [`TopologyBuilder::build`].
 #[derive(Default)]
 pub struct TopologyBuilder {
@@ -80,6 +83,12 @@ impl TopologyBuilder {
     }
 
     fn add_node(&mut self, node: PendingNode) {
+        if node.name.len() > MAX_NODE_NAME_BYTES {
+            self.errors.push(TopologyError::NodeNameTooLong {
+                length: node.name.len(),
+            });
+            return;
+        }
         if self.nodes.iter().any(|existing| existing.name == node.name) {
             self.errors
                 .push(TopologyError::DuplicateNode(node.name.clone()));

@@ -276,6 +276,22 @@ impl Shop {
             .collect()
     }
 
+    /// Rewrites an order's stored state as builds before fixed deadlines stored it: the first
+    /// shape, without `deadline_at_ms` (JSON, as the first builds wrote it).
+    pub fn store_as_older_build(&mut self, order_id: OrderId) {
+        let state = self.orders()[&order_id].clone();
+        let mut json = serde_json::to_value(&state).unwrap();
+        json.as_object_mut().unwrap().remove("deadline_at_ms");
+        self.driver
+            .put_store_bytes(
+                ORDER_STORE,
+                order_id.to_string().as_bytes(),
+                serde_json::to_vec(&json).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(self.orders()[&order_id].deadline_at_ms, None);
+    }
+
     pub fn status(&self, order_id: OrderId) -> OrderStatus {
         self.orders()[&order_id].status
     }
