@@ -55,7 +55,6 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = run(cli);
     match result {

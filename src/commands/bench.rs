@@ -118,7 +118,7 @@ fn stateless_topology(partitions: u32) -> Result<Topology, TopologyError> {
 }
 
 /// Peak resident set size of this process, in MiB (Linux).
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -411,14 +411,15 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
     };
     let placed_now = sequence - placed_before;
     println!(
-        "placed {placed_now} orders this run ({sequence} in all), all settled in {:.2} s: {:.0} orders/s; PlaceOrder -> OrderConfirmed p50 {} ms, p99 {} ms, max {} ms ({} confirmed); {} records processed",
+        "placed {placed_now} orders this run ({sequence} in all), all settled in {:.2} s: {:.0} orders/s; PlaceOrder -> OrderConfirmed p50 {} ms, p99 {} ms, max {} ms ({} confirmed); {} records processed; peak RSS {:.0} MiB",
         elapsed.as_secs_f64(),
         placed_now as f64 / elapsed.as_secs_f64(),
         percentile(0.50),
         percentile(0.99),
         latencies.last().copied().unwrap_or(0),
         latencies.len(),
-        metrics.summary().records_in
+        metrics.summary().records_in,
+        super::bench::peak_rss_mib()
     );
     Ok(())
 }
