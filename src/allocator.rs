@@ -7,9 +7,10 @@
 //! The fifth session turned that off (purge delay -1) for 7% more orders/s in short saga
 //! runs, which page-faulted less. Long runs showed the price: memtables are allocated by the
 //! stream threads and freed by fjall's flush thread, and with nothing ever purged the resident
-//! memory grew by about 100 MiB/s once the memtables started turning over (4 GiB after a
-//! minute at 5,000 orders/s), where the default holds it at 300 – 450 MiB. Since record
-//! batches the default costs nothing measurable in the short runs either (docs/benchmarks.md).
+//! memory grew by about 100 MiB/s once the memtables started turning over (3.9 GiB after 56 s
+//! at 5,000 orders/s), where the default holds it at 230 – 460 MiB (peak 544 MiB). Since
+//! record batches the default costs nothing measurable in the short runs either
+//! (docs/benchmarks.md).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -340,6 +340,44 @@ impl TopologyTestDriver {
             })
     }
 
+    /// Writes an indexed timer of processor `node` straight into the timer keyspace, as the
+    /// task owning `record_key` (an input record's key) would have scheduled it: for tests of
+    /// timers left by older builds. Call it between rounds.
+    pub fn put_indexed_timer(
+        &self,
+        node: &str,
+        record_key: &[u8],
+        kind: crate::timers::TimerKind,
+        timer_key: &[u8],
+        due_ms: i64,
+    ) -> Result<(), RuntimeError> {
+        let sub_topology = self
+            .topology
+            .nodes
+            .iter()
+            .find(|candidate| candidate.name == node)
+            .map(|found| found.sub_topology)
+            .ok_or_else(|| RuntimeError::Config {
+                field: "node",
+                reason: format!("no node named `{node}`"),
+            })?;
+        let partitions = self.topology.sub_topologies()[sub_topology].partitions;
+        let prefix =
+            crate::timers::task_prefix(sub_topology, partition_for_key(record_key, partitions));
+        let engine = self.log.state_engine();
+        let space = engine.space(&crate::timers::timer_space_name(
+            &self.config.application_id,
+        ))?;
+        let mut batch = orderflow_state_stores::WriteBatch::new();
+        for (key, value) in
+            crate::timers::indexed_entries(&prefix, kind, node, timer_key, due_ms, Vec::new())
+        {
+            batch.put(&space, key, value);
+        }
+        engine.commit(batch, orderflow_state_stores::Durability::Buffered)?;
+        Ok(())
+    }
+
     /// Writes `value` as the stored bytes of `key` (already encoded) in `store`, in the
     /// partition the key belongs to, between rounds: for tests of values written by older
     /// builds in older formats.

@@ -192,18 +192,28 @@ pub(crate) fn schedule(
     // No read of the old due time: an earlier queue entry of this timer goes stale (module doc).
     core.next_due.lower_to(kind, due_ms);
     let space = core.timer_space;
-    let prefix = core.timer_prefix;
-    core.transaction.write(
-        space,
-        queue_key(&prefix, kind, due_ms, node, key),
-        Some(payload),
-    );
-    core.transaction.write(
-        space,
-        index_key(&prefix, kind, node, key),
-        Some(encode_i64_ordered(due_ms).to_vec()),
-    );
+    for (entry, value) in indexed_entries(&core.timer_prefix, kind, node, key, due_ms, payload) {
+        core.transaction.write(space, entry, Some(value));
+    }
     Ok(())
+}
+
+/// The two entries of an indexed timer: (queue key, payload) and (index key, due time).
+pub(crate) fn indexed_entries(
+    prefix: &[u8; 8],
+    kind: TimerKind,
+    node: &str,
+    key: &[u8],
+    due_ms: i64,
+    payload: Vec<u8>,
+) -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        (queue_key(prefix, kind, due_ms, node, key), payload),
+        (
+            index_key(prefix, kind, node, key),
+            encode_i64_ordered(due_ms).to_vec(),
+        ),
+    ]
 }
 
 pub(crate) fn cancel(

@@ -603,32 +603,78 @@ fn records_stored_one_per_entry_before_batches_still_read() {
     assert_eq!(values, ["old-1", "old-2", "new"]);
 }
 
-/// A corrupt batch at the edge of a partition is reported when its records are read; the log
-/// still opens, and the other topics and partitions work.
+/// Writes `value` under record key (partition 0, `offset`) of topic `topic`, bypassing the log.
+fn put_raw_entry(directory: &std::path::Path, topic: &str, offset: u64, value: Vec<u8>) {
+    let engine = StorageEngine::open_fjall(directory, &StorageConfig::default()).unwrap();
+    let space = engine.scan_only_space(&format!("topic.{topic}")).unwrap();
+    let mut batch = WriteBatch::new();
+    let mut key = 0u32.to_be_bytes().to_vec();
+    key.extend_from_slice(&offset.to_be_bytes());
+    batch.put(&space, key, value);
+    engine.commit(batch, Durability::Fsync).unwrap();
+}
+
+/// A batch header promising 9 records, then 2 bytes.
+const CORRUPT_BATCH: [u8; 7] = [0xba, 0, 0, 0, 9, 1, 2];
+
+/// A corrupt batch fails the reads of its records and the cleanup of its partition; the log
+/// still opens, and the other partitions and topics work and are cleaned up.
 #[test]
-fn a_corrupt_batch_fails_its_reads_not_the_log() {
+fn a_corrupt_batch_fails_its_reads_and_its_partitions_cleanup_only() {
     let directory = tempfile::tempdir().unwrap();
     {
         let log = open(directory.path());
-        log.create_topic(&TopicSpec::new("damaged", 2)).unwrap();
+        log.create_topic(&TopicSpec::new("damaged", 2).with_retention_ms(Some(10)))
+            .unwrap();
+        log.create_topic(&TopicSpec::new("healthy", 1).with_retention_ms(Some(10)))
+            .unwrap();
     }
-    {
-        let engine =
-            StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
-        let space = engine.scan_only_space("topic.damaged").unwrap();
-        let mut batch = WriteBatch::new();
-        let mut key = 0u32.to_be_bytes().to_vec();
-        key.extend_from_slice(&7u64.to_be_bytes());
-        batch.put(&space, key, vec![0xba, 0, 0, 0, 9, 1, 2]);
-        engine.commit(batch, Durability::Fsync).unwrap();
-    }
+    put_raw_entry(directory.path(), "damaged", 7, CORRUPT_BATCH.to_vec());
+    // A sound last batch after it (one record in the format from before batches).
+    let last = orderflow_runtime::record::encode_log_record(&record("k", Some("v"), 1));
+    put_raw_entry(directory.path(), "damaged", 20, last);
     let log = open(directory.path());
-    assert_eq!(log.offsets("damaged", 0).unwrap().end, 8);
+    let offsets = log.offsets("damaged", 0).unwrap();
+    assert_eq!((offsets.log_start, offsets.end), (7, 21));
     assert!(matches!(
         log.fetch("damaged", 0, 7, 10),
         Err(LogError::CorruptRecord { offset: 7, .. })
     ));
+    assert_eq!(offsets_of(&log.fetch("damaged", 0, 20, 10).unwrap()), [20]);
     log.produce(vec![("damaged".into(), 1, record("k", Some("v"), 1))])
         .unwrap();
     assert_eq!(log.fetch("damaged", 1, 0, 10).unwrap().len(), 1);
+    log.produce(
+        (0..3)
+            .map(|_| ("healthy".to_string(), 0, record("k", Some("v"), 1)))
+            .collect(),
+    )
+    .unwrap();
+    let report = log.run_maintenance(1_000).unwrap();
+    assert_eq!(report.corrupt_partitions, 1);
+    // The healthy topic's expired records went (all but its last).
+    assert_eq!(log.offsets("healthy", 0).unwrap().log_start, 2);
+}
+
+/// A corrupt last batch refuses the open, naming it: its records' offsets are unknown, and
+/// guessing the partition's end would hand some of them out again.
+#[test]
+fn a_corrupt_last_batch_refuses_the_open_and_names_it() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        log.create_topic(&TopicSpec::new("damaged", 1)).unwrap();
+    }
+    put_raw_entry(directory.path(), "damaged", 7, CORRUPT_BATCH.to_vec());
+    let engine = StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
+    match EmbeddedLog::open(engine, Durability::Fsync) {
+        Err(LogError::CorruptRecord {
+            topic,
+            partition,
+            offset,
+            ..
+        }) => assert_eq!((topic.as_str(), partition, offset), ("damaged", 0, 7)),
+        Err(other) => panic!("expected a corrupt record error, got {other}"),
+        Ok(_) => panic!("a log with a corrupt last batch opened"),
+    }
 }

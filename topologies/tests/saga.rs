@@ -4,6 +4,7 @@ mod shop;
 
 use orderflow_processors::order_saga::SagaConfig;
 use orderflow_processors::payment::PaymentConfig;
+use orderflow_runtime::TimerKind;
 use orderflow_schemas::ids::UserId;
 use orderflow_schemas::messages::catalog_commands::CouponKind;
 use orderflow_schemas::messages::inventory_events::InventoryEvent;
@@ -81,6 +82,8 @@ fn an_order_beyond_stock_is_rejected_and_what_was_reserved_is_released() {
         "the reserved widgets came back"
     );
     assert!(shop.provider.charges_of(&order).is_empty());
+    // Released reservations' expiries and the order's deadline were cancelled.
+    assert_eq!(shop.driver.queued_timers().unwrap(), 0);
 }
 
 #[test]
@@ -110,6 +113,7 @@ fn a_declined_payment_fails_the_order_and_releases_stock() {
         (widget.on_hand, widget.reserved, widget.committed),
         (10, 0, 0)
     );
+    assert_eq!(shop.driver.queued_timers().unwrap(), 0);
 }
 
 #[test]
@@ -124,6 +128,7 @@ fn transient_provider_errors_are_retried_on_timers_and_charge_once() {
     shop.advance(600);
     assert_eq!(shop.status(order), OrderStatus::Confirmed);
     assert_eq!(shop.provider.charges_of(&order).len(), 1);
+    assert_eq!(shop.driver.queued_timers().unwrap(), 0);
 }
 
 #[test]
@@ -177,7 +182,8 @@ fn the_payment_deadline_ends_a_stuck_order_and_a_late_charge_is_refunded() {
 }
 
 /// An order stored by a build whose deadlines were indexed timers keeps no deadline time: the
-/// saga cancels through the index, and a deadline left behind fires and changes nothing.
+/// saga cancels its deadline through the index, and this build's fixed deadline, which the
+/// older state does not name, fires later and changes nothing.
 #[test]
 fn an_order_stored_by_an_older_build_still_completes_and_its_deadline_does_nothing() {
     let payment = PaymentConfig {
@@ -189,13 +195,23 @@ fn an_order_stored_by_an_older_build_still_completes_and_its_deadline_does_nothi
     let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
     shop.run();
     assert_eq!(shop.status(order), OrderStatus::AwaitingPayment);
-    assert!(shop.orders()[&order].deadline_at_ms.is_some());
+    let due = shop.orders()[&order].deadline_at_ms.unwrap();
+    // What the older build left: its state without the time, and an indexed deadline.
     shop.store_as_older_build(order);
+    shop.driver
+        .put_indexed_timer(
+            "order-saga",
+            order.to_string().as_bytes(),
+            TimerKind::WallClock,
+            format!("{order}:payment-deadline").as_bytes(),
+            due,
+        )
+        .unwrap();
     for _ in 0..5 {
         shop.advance(3_000); // the retries go on and the charge succeeds
     }
     assert_eq!(shop.status(order), OrderStatus::Confirmed);
-    // This build's fixed payment deadline is still queued: the older state named no time.
+    // The indexed deadline was cancelled; the fixed one, unnamed by the older state, is left.
     assert_eq!(shop.driver.queued_timers().unwrap(), 1);
     shop.advance(SagaConfig::default().payment_deadline_ms);
     assert_eq!(shop.status(order), OrderStatus::Confirmed);

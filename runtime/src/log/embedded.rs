@@ -78,18 +78,19 @@ fn batch_bounds(key: &[u8], value: &[u8]) -> Result<Option<(u64, u64)>, String> 
         .map(|(first, last)| (first.0, last.0)))
 }
 
-/// [`edge_batch_bounds`] for opening the log: a corrupt edge batch is logged and counted as
-/// one record at its key, so one bad entry fails the reads of its records, not the whole log.
-fn recovered_edge(
+/// A partition's first batch, for opening the log: a corrupt one is logged and counted as one
+/// record at its key, so it fails the reads of its records, not the open. (A corrupt *last*
+/// batch refuses the open instead: its records' offsets are unknown, and guessing the end would
+/// hand some of them out again.)
+fn recovered_first_batch(
     engine: &StorageEngine,
     space: &Space,
     topic: &str,
     partition: u32,
-    edge: Edge,
 ) -> Result<Option<(u64, u64)>, LogError> {
-    match edge_batch_bounds(engine, space, topic, partition, edge) {
+    match edge_batch_bounds(engine, space, topic, partition, Edge::First) {
         Err(LogError::CorruptRecord { offset, reason, .. }) => {
-            tracing::error!(topic, partition, offset, %reason, "a corrupt record batch at the edge of a partition: its records cannot be read");
+            tracing::error!(topic, partition, offset, %reason, "a corrupt record batch at the start of a partition: its records cannot be read");
             Ok(Some((offset, offset)))
         }
         other => other,
@@ -247,6 +248,8 @@ impl Drop for RangeCompletion {
 pub struct MaintenanceReport {
     pub expired_records: u64,
     pub compacted_records: u64,
+    /// Partitions skipped because a batch could not be decoded (logged with its offset).
+    pub corrupt_partitions: u64,
 }
 
 /// What the durability pipeline needs: the syncer thread holds it weakly, so dropping the last
@@ -536,8 +539,8 @@ impl EmbeddedLog {
         let mut ends = Vec::new();
         let mut starts = Vec::new();
         for partition in 0..spec.partitions {
-            let first = recovered_edge(engine, &space, &spec.name, partition, Edge::First)?;
-            let last = recovered_edge(engine, &space, &spec.name, partition, Edge::Last)?;
+            let first = recovered_first_batch(engine, &space, &spec.name, partition)?;
+            let last = edge_batch_bounds(engine, &space, &spec.name, partition, Edge::Last)?;
             ends.push(last.map_or(0, |(_, last)| last + 1));
             starts.push(first.map_or(0, |(first, _)| first));
         }
@@ -845,13 +848,19 @@ impl EmbeddedLog {
         let mut report = MaintenanceReport::default();
         for spec in self.topics() {
             for partition in 0..spec.partitions {
-                match spec.cleanup {
-                    CleanupPolicy::Delete => {
-                        report.expired_records += self.apply_retention(&spec, partition, now_ms)?;
+                let removed = match spec.cleanup {
+                    CleanupPolicy::Delete => self.apply_retention(&spec, partition, now_ms),
+                    CleanupPolicy::Compact => self.compact(&spec, partition, now_ms),
+                };
+                match (removed, spec.cleanup) {
+                    (Ok(removed), CleanupPolicy::Delete) => report.expired_records += removed,
+                    (Ok(removed), CleanupPolicy::Compact) => report.compacted_records += removed,
+                    // One undecodable batch must not stop the cleanup of every other partition.
+                    (Err(LogError::CorruptRecord { offset, reason, .. }), _) => {
+                        tracing::error!(topic = %spec.name, partition, offset, %reason, "skipping the cleanup of a partition with a corrupt record batch");
+                        report.corrupt_partitions += 1;
                     }
-                    CleanupPolicy::Compact => {
-                        report.compacted_records += self.compact(&spec, partition, now_ms)?;
-                    }
+                    (Err(other), _) => return Err(other),
                 }
             }
         }
