@@ -16,6 +16,7 @@ use orderflow_schemas::ids::{OrderId, PaymentId, UserId};
 use orderflow_schemas::messages::order_events::{
     LineRejection, OrderStatus, OrderTotals, PricedLine,
 };
+use orderflow_state_stores::codec::{decode_compact, encode_compact};
 use orderflow_state_stores::{Codec, CompactCodec};
 use serde::{Deserialize, Serialize};
 
@@ -31,25 +32,12 @@ pub struct OrderStateCodec;
 
 impl Codec<OrderState> for OrderStateCodec {
     fn encode(&self, value: &OrderState, out: &mut Vec<u8>) -> Result<(), String> {
-        out.push(ORDER_STATE_FORMAT_V2);
-        postcard::to_extend(value, std::mem::take(out))
-            .map(|encoded| *out = encoded)
-            .map_err(|error| error.to_string())
+        encode_compact(ORDER_STATE_FORMAT_V2, value, out)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<OrderState, String> {
         match bytes.split_first() {
-            Some((&ORDER_STATE_FORMAT_V2, rest)) => {
-                let (state, left) = postcard::take_from_bytes(rest)
-                    .map_err(|error| format!("order state v2: {error}"))?;
-                if !left.is_empty() {
-                    return Err(format!(
-                        "order state v2: {} bytes left after the value",
-                        left.len()
-                    ));
-                }
-                Ok(state)
-            }
+            Some((&ORDER_STATE_FORMAT_V2, rest)) => decode_compact(rest, "order state v2"),
             _ => CompactCodec
                 .decode(bytes)
                 .map(|old: OrderStateV1| old.into()),

@@ -49,29 +49,43 @@ pub struct CompactCodec;
 /// The first byte of a value written by [`CompactCodec`] (postcard, first shape).
 pub const COMPACT_FORMAT_V1: u8 = 0x01;
 
+/// Appends `format`, then `value` in postcard: a compact value of one shape. A type whose
+/// stored shape changes gets a new format byte (below 0x20) and its own codec, which reads the
+/// old shapes with [`decode_compact`].
+pub fn encode_compact<T: Serialize>(
+    format: u8,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.push(format);
+    postcard::to_extend(value, std::mem::take(out))
+        .map(|encoded| *out = encoded)
+        .map_err(|error| error.to_string())
+}
+
+/// Reads the postcard value after a compact format byte (`shape` names it in errors). Bytes
+/// left over are refused: postcard stops once the value is read, so they mean a value of
+/// another shape, which must not be read as this one.
+pub fn decode_compact<T: DeserializeOwned>(after_format: &[u8], shape: &str) -> Result<T, String> {
+    let (value, rest) =
+        postcard::take_from_bytes(after_format).map_err(|error| format!("{shape}: {error}"))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{shape}: {} bytes left after the value; written with another shape?",
+            rest.len()
+        ));
+    }
+    Ok(value)
+}
+
 impl<T: Serialize + DeserializeOwned> Codec<T> for CompactCodec {
     fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-        out.push(COMPACT_FORMAT_V1);
-        postcard::to_extend(value, std::mem::take(out))
-            .map(|encoded| *out = encoded)
-            .map_err(|error| error.to_string())
+        encode_compact(COMPACT_FORMAT_V1, value, out)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, String> {
         match bytes.first() {
-            Some(&COMPACT_FORMAT_V1) => {
-                let (value, rest) = postcard::take_from_bytes(&bytes[1..])
-                    .map_err(|error| format!("compact v1: {error}"))?;
-                // Postcard stops once the value is read: bytes left over mean a value of
-                // another shape, which must not be read as this one.
-                if !rest.is_empty() {
-                    return Err(format!(
-                        "compact v1: {} bytes left after the value; written with another shape?",
-                        rest.len()
-                    ));
-                }
-                Ok(value)
-            }
+            Some(&COMPACT_FORMAT_V1) => decode_compact(&bytes[1..], "compact v1"),
             // Bytes below 0x20 are kept for compact formats; a JSON value never starts with
             // one, whitespace aside.
             Some(&other) if other < 0x20 && !matches!(other, b'\t' | b'\n' | b'\r') => {
