@@ -570,22 +570,10 @@ fn records_stored_one_per_entry_before_batches_still_read() {
         let log = open(directory.path());
         log.create_topic(&TopicSpec::new("old", 1)).unwrap();
     }
-    {
-        let engine =
-            StorageEngine::open_fjall(directory.path(), &StorageConfig::default()).unwrap();
-        let space = engine.scan_only_space("topic.old").unwrap();
-        let mut batch = WriteBatch::new();
-        for offset in 0..3u64 {
-            let mut key = 0u32.to_be_bytes().to_vec();
-            key.extend_from_slice(&offset.to_be_bytes());
-            let value = format!("old-{offset}");
-            batch.put(
-                &space,
-                key,
-                orderflow_runtime::record::encode_log_record(&record("k", Some(&value), 5)),
-            );
-        }
-        engine.commit(batch, Durability::Fsync).unwrap();
+    for offset in 0..3u64 {
+        let value = format!("old-{offset}");
+        let encoded = orderflow_runtime::record::encode_log_record(&record("k", Some(&value), 5));
+        put_raw_entry(directory.path(), "old", offset, encoded);
     }
     let log = open(directory.path());
     assert_eq!(log.offsets("old", 0).unwrap().end, 3);
