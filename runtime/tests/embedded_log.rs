@@ -295,6 +295,14 @@ fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
     assert!(listener.wait(std::time::Duration::from_secs(30)));
     assert!(!listener.wait(zero));
 
+    // Two commits before a wait leave one mark (the second finds it set and skips the wake).
+    for offset in [4, 5] {
+        log.produce(vec![("inputs".into(), 0, record("k", Some("v"), offset))])
+            .unwrap();
+    }
+    assert!(listener.wait(zero));
+    assert!(!listener.wait(zero));
+
     // A thread blocked in wait is woken by a commit to its topic.
     let waiting = {
         let listener = listener.clone();
@@ -311,6 +319,37 @@ fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
     // Shutdown wakes every listener.
     log.wake_all();
     assert!(listener.wait(zero));
+}
+
+/// `wait_for_records` returns at once when the generation has moved, and a waiter blocked on
+/// the generation it saw is woken by the next commit (commits notify only while someone waits).
+#[test]
+fn a_generation_waiter_is_woken_by_the_next_commit() {
+    let log = std::sync::Arc::new(EmbeddedLog::in_memory());
+    log.create_topic(&TopicSpec::new("inputs", 1)).unwrap();
+    let before = log.generation();
+    log.produce(vec![("inputs".into(), 0, record("k", Some("v"), 1))])
+        .unwrap();
+    let seen = log.generation();
+    assert!(seen > before, "a commit moves the generation");
+    // Already moved past `before`: no wait at all, even with a long timeout.
+    log.wait_for_records(before, std::time::Duration::from_secs(600));
+
+    let waiting = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            log.wait_for_records(seen, std::time::Duration::from_secs(60));
+            started.elapsed()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    log.produce(vec![("inputs".into(), 0, record("k", Some("v"), 2))])
+        .unwrap();
+    assert!(
+        waiting.join().unwrap() < std::time::Duration::from_secs(50),
+        "woken by the commit, not by the one-minute timeout"
+    );
 }
 
 /// "Durability, pipelined": a task's commit is readable in process at once and reaches the
