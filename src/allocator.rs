@@ -11,6 +11,12 @@
 //! at 5,000 orders/s), where the default holds it at 230 – 460 MiB (peak 544 MiB). Since
 //! record batches the default costs nothing measurable in the short runs either
 //! (docs/benchmarks.md).
+//!
+//! Built with mimalloc's `no_thp` feature: it no longer asks the kernel for transparent huge
+//! pages (`MADV_HUGEPAGE`). With them, every page fault after a purge zeroed a whole 2 MiB
+//! page: 18% of the saga benchmark's CPU was the kernel's `clear_page_erms`, and without them
+//! system time fell by a third (docs/benchmarks.md). On a machine whose THP setting is
+//! `always` rather than `madvise`, `MIMALLOC_ALLOW_THP=0` turns them off for the process.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
