@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use orderflow_processors::payment::SimulatedProvider;
-use orderflow_processors::wire::{envelope_serde, keyed_envelope_record};
+use orderflow_processors::wire::keyed_envelope_record;
 use orderflow_runtime::{Clock, LogBackend, LogRecord, MetricsRegistry, RunningApp, SystemClock};
 use orderflow_schemas::address::{CountryCode, ShippingAddress};
 use orderflow_schemas::catalog::{
@@ -223,15 +223,15 @@ pub struct SettlementTracker {
 }
 
 impl SettlementTracker {
-    /// Reads what order-events gained since the last call.
+    /// Reads what order-events gained since the last call. Only the envelope's header is
+    /// decoded (the key is the order id): the tracker shares the cores with what it measures.
     pub fn poll(&mut self, log: &dyn LogBackend) -> anyhow::Result<()> {
-        use orderflow_schemas::messages::order_events::OrderEvent;
+        use orderflow_schemas::envelope::EnvelopeHeader;
         let partitions = log
             .topic(ORDER_EVENTS)
             .context("order-events does not exist")?
             .partitions;
         self.positions.resize(partitions as usize, 0);
-        let serde = envelope_serde::<OrderEvent>();
         for partition in 0..partitions {
             loop {
                 let records = log.fetch(
@@ -245,21 +245,33 @@ impl SettlementTracker {
                 };
                 self.positions[partition as usize] = last.offset + 1;
                 for stored in records {
-                    let (_, event) =
-                        orderflow_runtime::RecordDecoder::decode(&serde, &stored.record).map_err(
-                            |error| {
-                                anyhow::anyhow!("order-events offset {}: {error}", stored.offset)
-                            },
-                        )?;
-                    let settled_order = match &event.payload {
-                        OrderEvent::OrderConfirmed(confirmed) => {
+                    let read = |what: &str| {
+                        anyhow::anyhow!("order-events offset {}: {what}", stored.offset)
+                    };
+                    let header = EnvelopeHeader::decode_json(
+                        stored
+                            .record
+                            .value
+                            .as_deref()
+                            .ok_or_else(|| read("no value"))?,
+                    )
+                    .map_err(|error| read(&error.to_string()))?;
+                    let order_id = || -> anyhow::Result<OrderId> {
+                        std::str::from_utf8(stored.record.key.as_deref().unwrap_or_default())
+                            .ok()
+                            .and_then(|key| key.parse().ok())
+                            .ok_or_else(|| read("the key is not an order id"))
+                    };
+                    let settled_order = match header.message_type.as_str() {
+                        "OrderConfirmed" => {
+                            let order_id = order_id()?;
                             self.confirmations
-                                .push((confirmed.order_id, event.occurred_at.as_unix_millis()));
-                            Some(confirmed.order_id)
+                                .push((order_id, header.occurred_at.as_unix_millis()));
+                            Some(order_id)
                         }
-                        OrderEvent::OrderRejected(rejected) => Some(rejected.order_id),
-                        OrderEvent::OrderCancelled(cancelled) => Some(cancelled.order_id),
-                        OrderEvent::OrderPaymentFailed(failed) => Some(failed.order_id),
+                        "OrderRejected" | "OrderCancelled" | "OrderPaymentFailed" => {
+                            Some(order_id()?)
+                        }
                         _ => None,
                     };
                     if let Some(order) = settled_order {
