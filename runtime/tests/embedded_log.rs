@@ -316,6 +316,22 @@ fn a_listener_is_woken_by_its_topics_only_and_loses_no_wake_up() {
         "woken by the commit, not by the timeout"
     );
 
+    // Two threads on one listener: the one whose wait timed out does not hide the other.
+    let long_wait = {
+        let listener = listener.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let woken = listener.wait(std::time::Duration::from_secs(60));
+            (woken, started.elapsed())
+        })
+    };
+    assert!(!listener.wait(std::time::Duration::from_millis(50)));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    log.produce(vec![("inputs".into(), 0, record("k", Some("v"), 6))])
+        .unwrap();
+    let (woken, waited) = long_wait.join().unwrap();
+    assert!(woken && waited < std::time::Duration::from_secs(50));
+
     // Shutdown wakes every listener.
     log.wake_all();
     assert!(listener.wait(zero));
@@ -332,8 +348,10 @@ fn a_generation_waiter_is_woken_by_the_next_commit() {
         .unwrap();
     let seen = log.generation();
     assert!(seen > before, "a commit moves the generation");
-    // Already moved past `before`: no wait at all, even with a long timeout.
-    log.wait_for_records(before, std::time::Duration::from_secs(600));
+    // Already moved past `before`: no wait at all.
+    let started = std::time::Instant::now();
+    log.wait_for_records(before, std::time::Duration::from_secs(60));
+    assert!(started.elapsed() < std::time::Duration::from_secs(50));
 
     let waiting = {
         let log = log.clone();
@@ -343,7 +361,8 @@ fn a_generation_waiter_is_woken_by_the_next_commit() {
             started.elapsed()
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Time for the thread to block (if it has not yet, it returns at once, as above).
+    std::thread::sleep(std::time::Duration::from_millis(100));
     log.produce(vec![("inputs".into(), 0, record("k", Some("v"), 2))])
         .unwrap();
     assert!(

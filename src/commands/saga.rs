@@ -213,6 +213,12 @@ fn uuid_v7(index: u64) -> uuid::Uuid {
     uuid::Uuid::from_bytes(bytes)
 }
 
+/// The order-events types that settle an order (checked against `OrderEvent::TYPES` below).
+const CONFIRMED: &str = "OrderConfirmed";
+const REJECTED: &str = "OrderRejected";
+const CANCELLED: &str = "OrderCancelled";
+const PAYMENT_FAILED: &str = "OrderPaymentFailed";
+
 /// Follows order-events and remembers which orders have settled (confirmed or ended).
 #[derive(Debug, Default)]
 pub struct SettlementTracker {
@@ -263,15 +269,13 @@ impl SettlementTracker {
                             .ok_or_else(|| read("the key is not an order id"))
                     };
                     let settled_order = match header.message_type.as_str() {
-                        "OrderConfirmed" => {
+                        CONFIRMED => {
                             let order_id = order_id()?;
                             self.confirmations
                                 .push((order_id, header.occurred_at.as_unix_millis()));
                             Some(order_id)
                         }
-                        "OrderRejected" | "OrderCancelled" | "OrderPaymentFailed" => {
-                            Some(order_id()?)
-                        }
+                        REJECTED | CANCELLED | PAYMENT_FAILED => Some(order_id()?),
                         _ => None,
                     };
                     if let Some(order) = settled_order {
@@ -434,4 +438,25 @@ pub fn run(config: &Config, command: WorkloadCommand) -> anyhow::Result<()> {
         super::bench::peak_rss_mib()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_schemas::envelope::Message;
+    use orderflow_schemas::messages::order_events::OrderEvent;
+
+    #[test]
+    fn the_tracker_names_order_event_types_that_exist() {
+        for name in [
+            super::CONFIRMED,
+            super::REJECTED,
+            super::CANCELLED,
+            super::PAYMENT_FAILED,
+        ] {
+            assert!(
+                OrderEvent::TYPES.contains(&name),
+                "{name} is not an order-events type"
+            );
+        }
+    }
 }

@@ -201,11 +201,12 @@ struct Generation {
     waiters: usize,
 }
 
-/// A listener's mark, and whether its thread is waiting for one.
+/// A listener's mark, and how many threads wait for one (a listener is `Sync`: one per
+/// thread is how the runtime uses it, but nothing stops two threads sharing one).
 #[derive(Debug, Default)]
 struct ListenerState {
     marked: bool,
-    waiting: bool,
+    waiting: usize,
 }
 
 impl TopicListener {
@@ -218,8 +219,8 @@ impl TopicListener {
             return;
         }
         state.marked = true;
-        if state.waiting {
-            self.woken.notify_one();
+        if state.waiting > 0 {
+            self.woken.notify_all();
         }
     }
 }
@@ -228,13 +229,13 @@ impl RecordListener for TopicListener {
     fn wait(&self, timeout: Duration) -> bool {
         let mut state = self.state.lock().expect("listener lock poisoned");
         if !state.marked {
-            state.waiting = true;
+            state.waiting += 1;
             state = self
                 .woken
                 .wait_timeout_while(state, timeout, |state| !state.marked)
                 .expect("listener lock poisoned")
                 .0;
-            state.waiting = false;
+            state.waiting -= 1;
         }
         std::mem::replace(&mut state.marked, false)
     }
