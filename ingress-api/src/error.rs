@@ -40,4 +40,6 @@ pub enum IngressError {
     },
     #[error(transparent)]
     Runtime(#[from] orderflow_runtime::RuntimeError),
+    #[error("the order intake: {what}: {reason}")]
+    Intake { what: &'static str, reason: String },
 }

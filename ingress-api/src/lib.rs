@@ -38,7 +38,7 @@ use crate::auth::access_token::TokenSigner;
 use crate::auth::password::PasswordHashing;
 use crate::db::Database;
 use crate::metrics::ApiMetrics;
-use crate::platform::{CommandProducer, LogWatcher, Topologies};
+use crate::platform::{AtomicIntake, CommandProducer, LogWatcher, Topologies};
 use crate::shared::SharedState;
 
 /// What the API is built from.
@@ -81,6 +81,12 @@ pub async fn start(options: IngressOptions) -> Result<Arc<AppState>, IngressErro
     } else {
         SharedState::redis(&config.redis_url).await?
     };
+    let intake = match shared {
+        SharedState::Local(_) if log.supports_state_appends() => {
+            Some(open_intake(&database, log.as_ref(), clock.now_ms()).await?)
+        }
+        _ => None,
+    };
     let key = bootstrap::signing_key(&config.auth.signing_key, &data_dir)?;
     let metrics = ApiMetrics::new();
     let state = Arc::new(AppState {
@@ -91,6 +97,7 @@ pub async fn start(options: IngressOptions) -> Result<Arc<AppState>, IngressErro
         ),
         database,
         shared,
+        intake,
         producer: CommandProducer::start(log.clone()),
         watcher: LogWatcher::start(log.clone(), clock.clone(), metrics.clone()),
         outbox_signal: Arc::new(tokio::sync::Notify::new()),
@@ -101,5 +108,87 @@ pub async fn start(options: IngressOptions) -> Result<Arc<AppState>, IngressErro
         topologies,
     });
     tokio::spawn(relay::run(state.clone()));
+    if state.intake.is_some() {
+        tokio::spawn(sweep_idempotency_keys(Arc::downgrade(&state)));
+    }
     Ok(state)
+}
+
+/// Opens the atomic order intake in the log's database; on its first start over a data
+/// directory the SQL path wrote to, takes in that user index and those completed keys.
+async fn open_intake(
+    database: &Database,
+    log: &dyn LogBackend,
+    now_ms: i64,
+) -> Result<AtomicIntake, IngressError> {
+    let intake_error = |what| {
+        move |error: orderflow_state_stores::StoreError| IngressError::Intake {
+            what,
+            reason: error.to_string(),
+        }
+    };
+    let intake =
+        AtomicIntake::open(log.state_engine()).map_err(intake_error("opening its keyspaces"))?;
+    if !intake
+        .imported_from_sql()
+        .map_err(intake_error("reading its markers"))?
+    {
+        let sql_error = |error: crate::db::DbError| IngressError::Intake {
+            what: "reading the SQL order index and idempotency keys",
+            reason: error.to_string(),
+        };
+        let user_orders = database.all_user_orders().await.map_err(sql_error)?;
+        let completed = database
+            .completed_idempotency_keys(now_ms)
+            .await
+            .map_err(sql_error)?;
+        if !user_orders.is_empty() || !completed.is_empty() {
+            tracing::info!(
+                orders = user_orders.len(),
+                keys = completed.len(),
+                "moving the user order index and idempotency keys from SQL to the log's database"
+            );
+        }
+        intake
+            .import_from_sql(user_orders, completed)
+            .map_err(intake_error("importing from SQL"))?;
+    }
+    Ok(intake)
+}
+
+/// How often expired idempotency keys are deleted, and how many per pass.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const SWEEP_BATCH: usize = 10_000;
+
+/// Deletes expired idempotency keys of the atomic intake until the state is dropped (it
+/// holds the state weakly, so it keeps nothing alive).
+async fn sweep_idempotency_keys(state: std::sync::Weak<AppState>) {
+    loop {
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let Some(intake) = state.intake.clone() else {
+            return;
+        };
+        let now_ms = state.now_ms();
+        drop(state);
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut total = 0;
+            loop {
+                let removed = intake.sweep_expired(now_ms, SWEEP_BATCH)?;
+                total += removed;
+                if removed < SWEEP_BATCH {
+                    return Ok::<_, orderflow_state_stores::StoreError>(total);
+                }
+            }
+        })
+        .await;
+        match swept {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::debug!(removed, "expired idempotency keys deleted"),
+            Ok(Err(error)) => tracing::warn!(%error, "deleting expired idempotency keys failed"),
+            Err(error) => tracing::warn!(%error, "the idempotency key sweep panicked"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::auth::password::PasswordHashing;
 use crate::config::ApiConfig;
 use crate::db::Database;
 use crate::metrics::ApiMetrics;
-use crate::platform::{CommandProducer, LogWatcher, Topologies};
+use crate::platform::{AtomicIntake, CommandProducer, LogWatcher, Topologies};
 use crate::shared::SharedState;
 
 /// The API's shared state.
@@ -21,6 +21,9 @@ pub struct AppState {
     pub passwords: PasswordHashing,
     pub database: Database,
     pub shared: SharedState,
+    /// The atomic order intake, when the log and the shared state are both in this process
+    /// (see [`crate::platform::order_intake`]); otherwise orders go through `shared` and SQL.
+    pub intake: Option<AtomicIntake>,
     pub log: Arc<dyn LogBackend>,
     pub producer: CommandProducer,
     pub topologies: Arc<Topologies>,

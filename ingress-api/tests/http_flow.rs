@@ -2,6 +2,7 @@
 
 mod support;
 
+use orderflow_ingress_api::platform::order_intake::IntakeBegin;
 use poem::http::{Method, StatusCode};
 use serde_json::json;
 use support::{Harness, order_body};
@@ -324,27 +325,28 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_concurrent_duplicates()
     assert_ne!(theirs.body["order_id"], first.body["order_id"]);
     // A request still in flight holds its key: a duplicate gets 409.
     let body = order_body(lines.clone(), "tok_visa");
-    let in_flight = harness
+    let intake = harness
         .state
-        .shared
-        .idempotency_begin(
+        .intake
+        .as_ref()
+        .expect("the embedded platform places orders through the atomic intake");
+    let in_flight = intake
+        .begin(
             &format!("orders:{user_id}:busy-key"),
-            &hash_of(&body),
-            &orderflow_schemas::ids::OrderId::generate(harness.clock_now()).to_string(),
+            &support::request_digest(&body),
             harness.clock_now(),
         )
-        .await
         .unwrap();
-    assert!(matches!(
-        in_flight,
-        orderflow_ingress_api::shared::IdempotencyBegin::Started { .. }
-    ));
+    let IntakeBegin::Fresh(claim) = in_flight else {
+        panic!("a new key is fresh: {in_flight:?}");
+    };
     harness
         .place(&token, "busy-key", lines.clone(), "tok_visa")
         .await
         .assert_problem(StatusCode::CONFLICT);
-    // Once its lease runs out (the request died), a retry takes it over with its order id.
-    harness.clock.advance_ms(31_000);
+    // That request died before its write (which holds the command, the index entry and the
+    // response together): nothing of it exists, so a retry places the order afresh.
+    drop(claim);
     let retried = harness
         .place(&token, "busy-key", lines.clone(), "tok_visa")
         .await;
@@ -365,18 +367,108 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_concurrent_duplicates()
         .assert_problem(StatusCode::BAD_REQUEST);
 }
 
-/// The hash the API computes over a request body (its JSON, as poem-openapi renders it).
-fn hash_of(body: &serde_json::Value) -> String {
-    use poem_openapi::types::{ParseFromJSON, ToJSON};
-    use sha2::Digest;
-    let parsed =
-        orderflow_ingress_api::api::orders::PlaceOrderRequest::parse_from_json(Some(body.clone()))
-            .unwrap();
-    let canonical = parsed.to_json().unwrap().to_string();
-    sha2::Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_key_place_one_order_and_all_see_its_response() {
+    let harness = std::sync::Arc::new(Harness::start().await);
+    let admin = harness.admin().await;
+    harness.product(&admin, "INK", 90, 100).await;
+    let (token, _, _) = harness.customer("gus@example.com").await;
+    let lines = json!([{"sku": "INK", "quantity": 1}]);
+    let attempts: Vec<_> = (0..16)
+        .map(|_| {
+            let (harness, token, lines) = (harness.clone(), token.clone(), lines.clone());
+            tokio::spawn(async move { harness.place(&token, "one-key", lines, "tok_visa").await })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    for attempt in attempts {
+        let reply = attempt.await.unwrap();
+        match reply.status {
+            StatusCode::ACCEPTED => accepted.push(reply.body),
+            // Refused while the first was still being written.
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert!(!accepted.is_empty());
+    assert!(
+        accepted.iter().all(|body| body == &accepted[0]),
+        "every acceptance is the same response: {accepted:?}"
+    );
+    // After them, the key replays that response, and the user has exactly one order.
+    let replay = harness.place(&token, "one-key", lines, "tok_visa").await;
+    assert_eq!(replay.body, accepted[0]);
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", listed.body);
+    assert_eq!(items[0]["order_id"], accepted[0]["order_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_key_is_free_again_and_the_sweep_deletes_it() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "CAP", 120, 100).await;
+    let (token, _, user_id) = harness.customer("hal@example.com").await;
+    let one = json!([{"sku": "CAP", "quantity": 1}]);
+    let two = json!([{"sku": "CAP", "quantity": 2}]);
+    let first = harness
+        .place(&token, "daily-key", one.clone(), "tok_visa")
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    harness
+        .place(&token, "daily-key", two.clone(), "tok_visa")
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    // A day later the key is as if never used: another body places another order.
+    harness
+        .clock
+        .advance_ms(orderflow_ingress_api::shared::IDEMPOTENCY_TTL_MS);
+    let fresh_token =
+        |tokens: serde_json::Value| tokens["access_token"].as_str().unwrap().to_string();
+    let token = fresh_token(harness.login("hal@example.com", "customer password").await);
+    let second = harness
+        .place(&token, "daily-key", two.clone(), "tok_visa")
+        .await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.body);
+    assert_ne!(second.body["order_id"], first.body["order_id"]);
+    let intake = harness.state.intake.as_ref().unwrap();
+    let scope = format!("orders:{user_id}:daily-key");
+    // The sweep removes the first record's expiry entry but keeps the renewed record.
+    assert!(intake.sweep_expired(harness.clock_now(), 100).unwrap() >= 1);
+    assert!(matches!(
+        intake
+            .begin(
+                &scope,
+                &support::request_digest(&order_body(two.clone(), "tok_visa")),
+                harness.clock_now()
+            )
+            .unwrap(),
+        IntakeBegin::Completed(_)
+    ));
+    // Once the renewed record expires too, the sweep deletes it.
+    harness
+        .clock
+        .advance_ms(orderflow_ingress_api::shared::IDEMPOTENCY_TTL_MS);
+    let token = fresh_token(harness.login("hal@example.com", "customer password").await);
+    assert!(intake.sweep_expired(harness.clock_now(), 100).unwrap() >= 1);
+    let far_past = harness.clock_now() - 10 * orderflow_ingress_api::shared::IDEMPOTENCY_TTL_MS;
+    assert!(
+        matches!(
+            intake
+                .begin(
+                    &scope,
+                    &support::request_digest(&order_body(one, "tok_visa")),
+                    far_past
+                )
+                .unwrap(),
+            IntakeBegin::Fresh(_)
+        ),
+        "deleted: even a read as of long ago finds nothing"
+    );
+    // Both orders stay in the user's list: the index is not the key's to expire.
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 }
 
 impl Harness {

@@ -41,7 +41,9 @@ async fn postgres_claims_each_key_once_and_stores_every_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_holds_users_tokens_the_outbox_orders_and_idempotency_keys() {
+/// With PostgreSQL as the user database (and no Redis), orders still go through the atomic
+/// intake in the log's database; users, tokens and the outbox are in PostgreSQL.
+async fn postgres_holds_users_tokens_and_the_outbox_and_orders_still_work() {
     let mut config = support::test_config();
     config.database_url = fresh_postgres_database().await;
     let harness = Harness::start_with(config, Default::default()).await;
@@ -140,7 +142,7 @@ async fn redis_holds_rate_limits_revocations_and_idempotency_keys() {
     assert_eq!(harness.state.shared.backend_name(), "redis");
     let admin = harness.admin().await;
     harness.product(&admin, "RD-1", 300, 10).await;
-    let (token, _, _) = harness.customer("redis@example.com").await;
+    let (token, _, user_id) = harness.customer("redis@example.com").await;
 
     let lines = json!([{"sku": "RD-1", "quantity": 1}]);
     let first = harness
@@ -163,6 +165,45 @@ async fn redis_holds_rate_limits_revocations_and_idempotency_keys() {
         )
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    // With Redis, keys live there and the order index in SQL: separate writes, so a key is
+    // leased first. A live lease refuses a duplicate (409); once it runs out (its request
+    // died), a retry takes it over with the same order id.
+    assert!(harness.state.intake.is_none());
+    let body = support::order_body(lines.clone(), "tok_visa");
+    let now = orderflow_runtime::Clock::now_ms(&harness.clock);
+    let leased_order = orderflow_schemas::ids::OrderId::generate(now).to_string();
+    let begun = harness
+        .state
+        .shared
+        .idempotency_begin(
+            &format!("orders:{user_id}:busy-key"),
+            &support::request_hash_hex(&body),
+            &leased_order,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        begun,
+        orderflow_ingress_api::shared::IdempotencyBegin::Started { .. }
+    ));
+    harness
+        .place(&token, "busy-key", lines.clone(), "tok_visa")
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    harness.clock.advance_ms(31_000);
+    let retried = harness
+        .place(&token, "busy-key", lines.clone(), "tok_visa")
+        .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    assert_eq!(retried.body["order_id"], leased_order.as_str());
+    let listed = harness.get("/api/v1/orders", Some(&token)).await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        listed.body
+    );
 
     // Logout revokes through Redis.
     let session = harness

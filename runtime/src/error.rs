@@ -40,6 +40,10 @@ pub enum LogError {
     /// The one write of a group of commits failed; every commit of the group fails with it.
     #[error("writing a group of commits failed: {reason}")]
     GroupWrite { reason: String },
+    /// The backend cannot do this (Kafka keeps topics and state apart, so it cannot append
+    /// records and state in one atomic write).
+    #[error("this log backend does not support {operation}")]
+    Unsupported { operation: &'static str },
 }
 
 /// An error a processor returns for one record: the record goes to the dead-letter topic.

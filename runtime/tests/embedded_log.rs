@@ -1,6 +1,6 @@
 //! The embedded log: offsets, durability across reopen, retention and compaction.
 
-use orderflow_runtime::log::{LogBackend, LogTransaction, Visibility};
+use orderflow_runtime::log::{LogBackend, LogTransaction, StatefulAppend, Visibility};
 use orderflow_runtime::{EmbeddedLog, LogError, LogRecord};
 use orderflow_schemas::topic::TopicSpec;
 use orderflow_state_stores::{Durability, StorageConfig, StorageEngine, WriteBatch};
@@ -723,4 +723,67 @@ fn a_corrupt_last_batch_refuses_the_open_and_names_it() {
         Err(other) => panic!("expected a corrupt record error, got {other}"),
         Ok(_) => panic!("a log with a corrupt last batch opened"),
     }
+}
+
+#[test]
+fn records_and_state_appended_together_land_together_and_survive_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let log = open(directory.path());
+        assert!(log.supports_state_appends());
+        log.create_topic(&TopicSpec::new("commands", 2)).unwrap();
+        log.produce(vec![("commands".into(), 1, record("x", Some("0"), 1))])
+            .unwrap();
+        let index = log.state_engine().space("index").unwrap();
+        let member = |key: &'static str, partition: u32, topic: &str| {
+            let mut state = WriteBatch::new();
+            state.put(
+                &index,
+                format!("up-front:{key}").into_bytes(),
+                b"1".to_vec(),
+            );
+            let space = index.clone();
+            StatefulAppend {
+                records: vec![(topic.to_string(), partition, record(key, Some(key), 2))],
+                state,
+                offset_dependent: Some(Box::new(move |offsets: &[u64], batch: &mut WriteBatch| {
+                    batch.put(
+                        &space,
+                        format!("offset-of:{key}").into_bytes(),
+                        offsets[0].to_string().into_bytes(),
+                    );
+                })),
+            }
+        };
+        let results = log.produce_with_state(vec![
+            member("a", 1, "commands"),
+            member("b", 0, "no-such-topic"),
+            member("c", 1, "commands"),
+        ]);
+        assert_eq!(results[0].as_ref().unwrap(), &vec![1]);
+        assert!(
+            matches!(results[1], Err(LogError::UnknownTopic { .. })),
+            "{:?}",
+            results[1]
+        );
+        assert_eq!(results[2].as_ref().unwrap(), &vec![2]);
+    }
+    // After a reopen: each good member's record, its up-front state and the state that names
+    // its offset; nothing of the refused member.
+    let log = open(directory.path());
+    let engine = log.state_engine();
+    let index = engine.space("index").unwrap();
+    let get = |key: &str| engine.get(&index, key.as_bytes()).unwrap();
+    assert_eq!(get("offset-of:a"), Some(b"1".to_vec()));
+    assert_eq!(get("offset-of:c"), Some(b"2".to_vec()));
+    assert_eq!(get("up-front:a"), Some(b"1".to_vec()));
+    assert_eq!(get("up-front:b"), None);
+    assert_eq!(get("offset-of:b"), None);
+    let keys: Vec<_> = log
+        .fetch("commands", 1, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|stored| stored.record.key.unwrap())
+        .collect();
+    assert_eq!(keys, vec![b"x".to_vec(), b"a".to_vec(), b"c".to_vec()]);
 }

@@ -26,8 +26,10 @@ use super::{
     ApiTags, BearerAuth, MoneyDto, Principal, await_position, command_record, decode_cursor,
     encode_cursor, page_size, produce, submit_command,
 };
+use crate::platform::order_intake::IntakeBegin;
+use crate::platform::{AtomicIntake, Position, Produce};
 use crate::problem::{ApiError, ApiResult};
-use crate::shared::{IdempotencyBegin, StoredResponse};
+use crate::shared::{IDEMPOTENCY_TTL_MS, IdempotencyBegin, StoredResponse};
 use crate::state::AppState;
 
 /// Where an order is in its life.
@@ -430,12 +432,7 @@ async fn visible_order(
         }
         Some(_) => Err(not_found()),
         None => {
-            let owned = state
-                .database
-                .user_owns_order(principal.user_id, order_id)
-                .await
-                .map_err(|error| ApiError::unavailable("the user database", error))?;
-            if owned {
+            if owns_order(state, principal.user_id, order_id).await? {
                 Ok(OrderView::pending(order_id, principal.user_id))
             } else {
                 Err(not_found())
@@ -444,13 +441,202 @@ async fn visible_order(
     }
 }
 
-fn request_hash(body: &PlaceOrderRequest) -> String {
+/// The SHA-256 of the request's canonical JSON: what makes "the same body".
+fn request_digest(body: &PlaceOrderRequest) -> [u8; 32] {
     let canonical = body
         .to_json()
         .map(|value| value.to_string())
         .unwrap_or_default();
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(canonical.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn replay(stored: StoredResponse) -> ApiResult<PlaceOrderResponse> {
+    let value = serde_json::from_str(&stored.body)
+        .map_err(|error| ApiError::internal("reading a stored response", error))?;
+    let accepted = OrderAccepted::parse_from_json(Some(value))
+        .map_err(|error| ApiError::internal("reading a stored response", error.into_message()))?;
+    let location = order_location(&accepted.order_id);
+    Ok(PlaceOrderResponse::Accepted(Json(accepted), location))
+}
+
+fn key_reused_with_another_body() -> ApiError {
+    ApiError::unprocessable(
+        Some("Idempotency-Key".to_string()),
+        "this Idempotency-Key was used with a different request body",
+    )
+}
+
+fn key_in_progress() -> ApiError {
+    ApiError::conflict("a request with this Idempotency-Key is still being processed")
+}
+
+fn accepted(order_id: OrderId, position: &Position) -> OrderAccepted {
+    OrderAccepted {
+        order_id: order_id.to_string(),
+        status: OrderStatusDto::Pending,
+        position: position.token(),
+    }
+}
+
+/// Places an order through the atomic intake: the command, the user index entry and the
+/// key's stored response in one write (see [`crate::platform::order_intake`]).
+async fn place_atomically(
+    state: &AppState,
+    intake: &AtomicIntake,
+    place: PlaceOrder,
+    scope: String,
+    request_hash: [u8; 32],
+    now_ms: i64,
+) -> ApiResult<PlaceOrderResponse> {
+    let claim = match intake
+        .begin(&scope, &request_hash, now_ms)
+        .map_err(|error| ApiError::unavailable("the idempotency store", error))?
+    {
+        IntakeBegin::Fresh(claim) => claim,
+        IntakeBegin::Completed(stored) => return replay(stored),
+        IntakeBegin::Mismatch => return Err(key_reused_with_another_body()),
+        IntakeBegin::InProgress => return Err(key_in_progress()),
+    };
+    let (order_id, user_id) = (place.order_id, place.user_id);
+    let record = command_record(
+        state,
+        ORDER_COMMANDS,
+        OrderCommand::PlaceOrder(place),
+        CorrelationId::generate(now_ms),
+    )?;
+    let (topic, partition) = (record.0.clone(), record.1);
+    let append = intake.append(
+        record,
+        user_id,
+        order_id,
+        &scope,
+        request_hash,
+        now_ms + IDEMPOTENCY_TTL_MS,
+        move |offset| {
+            let position = Position {
+                topic,
+                partition,
+                offset,
+            };
+            accepted(order_id, &position)
+                .to_json()
+                .map(|value| value.to_string())
+                .unwrap_or_default()
+        },
+    );
+    let position = state
+        .producer
+        .produce_with(Produce {
+            claim: Some(claim),
+            ..append.into()
+        })
+        .await
+        .map_err(|error| ApiError::unavailable("the command log", error))?
+        .pop()
+        .ok_or_else(|| ApiError::internal("producing a command", "no record was produced"))?;
+    let accepted = accepted(order_id, &position);
+    let location = order_location(&accepted.order_id);
+    Ok(PlaceOrderResponse::Accepted(Json(accepted), location))
+}
+
+/// Places an order with the key in [`crate::shared`] (SQL or Redis) and the index in SQL:
+/// separate writes, so the key is leased first and completed last (see the protocol there).
+async fn place_separately(
+    state: &AppState,
+    place: PlaceOrder,
+    scope: String,
+    request_hash: [u8; 32],
+    now_ms: i64,
+) -> ApiResult<PlaceOrderResponse> {
+    let user_id = place.user_id;
+    let begun = state
+        .shared
+        .idempotency_begin(
+            &scope,
+            &hex(&request_hash),
+            &place.order_id.to_string(),
+            now_ms,
+        )
+        .await
+        .map_err(|error| ApiError::unavailable("the idempotency store", error))?;
+    let order_id = match begun {
+        IdempotencyBegin::Completed(stored) => return replay(stored),
+        IdempotencyBegin::Mismatch => return Err(key_reused_with_another_body()),
+        IdempotencyBegin::InProgress => return Err(key_in_progress()),
+        IdempotencyBegin::Started { resource_id } => resource_id
+            .parse::<OrderId>()
+            .map_err(|error| ApiError::internal("reading an idempotency record", error))?,
+    };
+    let place = PlaceOrder { order_id, ..place };
+    if let Err(error) = state
+        .database
+        .record_user_order(user_id, order_id, now_ms)
+        .await
+    {
+        let _ = state.shared.idempotency_abandon(&scope).await;
+        return Err(ApiError::unavailable("the user database", error));
+    }
+    let record = command_record(
+        state,
+        ORDER_COMMANDS,
+        OrderCommand::PlaceOrder(place),
+        CorrelationId::generate(now_ms),
+    )?;
+    // On failure the key keeps its lease: a retry after it takes the same order id over.
+    let position = produce(state, vec![record]).await?;
+    let accepted = accepted(order_id, &position);
+    let stored = StoredResponse {
+        status: 202,
+        body: accepted
+            .to_json()
+            .map(|value| value.to_string())
+            .unwrap_or_default(),
+        resource_id: order_id.to_string(),
+    };
+    if let Err(error) = state.shared.idempotency_complete(&scope, &stored).await {
+        // The order is placed; a retry will take the lease over and re-send the same
+        // order, which the saga recognizes.
+        tracing::warn!(%error, "could not store an idempotent response");
+    }
+    let location = order_location(&accepted.order_id);
+    Ok(PlaceOrderResponse::Accepted(Json(accepted), location))
+}
+
+/// Whether `user_id` placed `order_id`, from wherever this API indexes orders.
+async fn owns_order(state: &AppState, user_id: UserId, order_id: OrderId) -> ApiResult<bool> {
+    match &state.intake {
+        Some(intake) => intake
+            .user_owns_order(user_id, order_id)
+            .map_err(|error| ApiError::unavailable("the order index", error)),
+        None => state
+            .database
+            .user_owns_order(user_id, order_id)
+            .await
+            .map_err(|error| ApiError::unavailable("the user database", error)),
+    }
+}
+
+/// The user's orders, newest first, older than `before` when given.
+async fn orders_of(
+    state: &AppState,
+    user_id: UserId,
+    before: Option<OrderId>,
+    limit: u32,
+) -> ApiResult<Vec<OrderId>> {
+    match &state.intake {
+        Some(intake) => intake
+            .user_orders(user_id, before, limit)
+            .map_err(|error| ApiError::unavailable("the order index", error)),
+        None => state
+            .database
+            .user_orders(user_id, before, limit)
+            .await
+            .map_err(|error| ApiError::unavailable("the user database", error)),
+    }
 }
 
 /// The order operations.
@@ -481,81 +667,15 @@ impl OrdersApi {
         }
         let user_id = auth.0.user_id;
         let now_ms = state.now_ms();
-        let proposed = OrderId::generate(now_ms);
-        let place = to_place_order(&body.0, proposed, user_id)?;
+        let place = to_place_order(&body.0, OrderId::generate(now_ms), user_id)?;
         let scope = format!("orders:{user_id}:{key}");
-        let begun = state
-            .shared
-            .idempotency_begin(
-                &scope,
-                &request_hash(&body.0),
-                &proposed.to_string(),
-                now_ms,
-            )
-            .await
-            .map_err(|error| ApiError::unavailable("the idempotency store", error))?;
-        let order_id = match begun {
-            IdempotencyBegin::Completed(stored) => {
-                let value = serde_json::from_str(&stored.body)
-                    .map_err(|error| ApiError::internal("reading a stored response", error))?;
-                let accepted = OrderAccepted::parse_from_json(Some(value)).map_err(|error| {
-                    ApiError::internal("reading a stored response", error.into_message())
-                })?;
-                let location = order_location(&accepted.order_id);
-                return Ok(PlaceOrderResponse::Accepted(Json(accepted), location));
+        let request_hash = request_digest(&body.0);
+        match &state.intake {
+            Some(intake) => {
+                place_atomically(&state, intake, place, scope, request_hash, now_ms).await
             }
-            IdempotencyBegin::Mismatch => {
-                return Err(ApiError::unprocessable(
-                    Some("Idempotency-Key".to_string()),
-                    "this Idempotency-Key was used with a different request body",
-                ));
-            }
-            IdempotencyBegin::InProgress => {
-                return Err(ApiError::conflict(
-                    "a request with this Idempotency-Key is still being processed",
-                ));
-            }
-            IdempotencyBegin::Started { resource_id } => resource_id
-                .parse::<OrderId>()
-                .map_err(|error| ApiError::internal("reading an idempotency record", error))?,
-        };
-        let place = PlaceOrder { order_id, ..place };
-        if let Err(error) = state
-            .database
-            .record_user_order(user_id, order_id, now_ms)
-            .await
-        {
-            let _ = state.shared.idempotency_abandon(&scope).await;
-            return Err(ApiError::unavailable("the user database", error));
+            None => place_separately(&state, place, scope, request_hash, now_ms).await,
         }
-        let record = command_record(
-            &state,
-            ORDER_COMMANDS,
-            OrderCommand::PlaceOrder(place),
-            CorrelationId::generate(now_ms),
-        )?;
-        // On failure the key keeps its lease: a retry after it takes the same order id over.
-        let position = produce(&state, vec![record]).await?;
-        let accepted = OrderAccepted {
-            order_id: order_id.to_string(),
-            status: OrderStatusDto::Pending,
-            position: position.token(),
-        };
-        let stored = StoredResponse {
-            status: 202,
-            body: accepted
-                .to_json()
-                .map(|value| value.to_string())
-                .unwrap_or_default(),
-            resource_id: order_id.to_string(),
-        };
-        if let Err(error) = state.shared.idempotency_complete(&scope, &stored).await {
-            // The order is placed; a retry will take the lease over and re-send the same
-            // order, which the saga recognizes.
-            tracing::warn!(%error, "could not store an idempotent response");
-        }
-        let location = order_location(&accepted.order_id);
-        Ok(PlaceOrderResponse::Accepted(Json(accepted), location))
     }
 
     /// The caller's orders, newest first.
@@ -583,11 +703,7 @@ impl OrdersApi {
                     })
             })
             .transpose()?;
-        let ids = state
-            .database
-            .user_orders(auth.0.user_id, before, limit)
-            .await
-            .map_err(|error| ApiError::unavailable("the user database", error))?;
+        let ids = orders_of(&state, auth.0.user_id, before, limit).await?;
         let mut items = Vec::with_capacity(ids.len());
         for order_id in &ids {
             items.push(match read_order(&state, *order_id)? {

@@ -132,4 +132,36 @@ impl Database {
             .map_err(db_error("abandoning an idempotency key"))?;
         Ok(())
     }
+
+    /// Completed keys that have not expired by `now_ms`: (scope, request hash, response,
+    /// expiry), for the one-time move to the atomic intake.
+    pub async fn completed_idempotency_keys(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, StoredResponse, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT scope, request_hash, resource_id, response_status, response_body, expires_at_ms \
+             FROM idempotency_keys WHERE response_status IS NOT NULL AND expires_at_ms > $1",
+        )
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error("reading completed idempotency keys"))?;
+        let read = || db_error("reading an idempotency key");
+        rows.iter()
+            .map(|row| {
+                let status: i64 = row.try_get("response_status").map_err(read())?;
+                Ok((
+                    row.try_get("scope").map_err(read())?,
+                    row.try_get("request_hash").map_err(read())?,
+                    StoredResponse {
+                        status: status as u16,
+                        body: row.try_get("response_body").map_err(read())?,
+                        resource_id: row.try_get("resource_id").map_err(read())?,
+                    },
+                    row.try_get("expires_at_ms").map_err(read())?,
+                ))
+            })
+            .collect()
+    }
 }

@@ -65,4 +65,37 @@ impl Database {
             })
             .collect()
     }
+
+    /// Every (user, order) of the index, for the one-time move to the atomic intake.
+    pub async fn all_user_orders(&self) -> Result<Vec<(UserId, OrderId)>, DbError> {
+        let rows = sqlx::query("SELECT user_id, order_id FROM user_orders")
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error("reading the user order index"))?;
+        rows.iter()
+            .map(|row| {
+                let user: String = row
+                    .try_get("user_id")
+                    .map_err(db_error("reading a user id"))?;
+                let order: String = row
+                    .try_get("order_id")
+                    .map_err(db_error("reading an order id"))?;
+                let decode = |what: &'static str, text: &str, error: String| DbError {
+                    what,
+                    source: sqlx::Error::Decode(format!("`{text}`: {error}").into()),
+                };
+                Ok((
+                    user.parse()
+                        .map_err(|error: orderflow_schemas::ids::IdError| {
+                            decode("decoding a user id", &user, error.to_string())
+                        })?,
+                    order
+                        .parse()
+                        .map_err(|error: orderflow_schemas::ids::IdError| {
+                            decode("decoding an order id", &order, error.to_string())
+                        })?,
+                ))
+            })
+            .collect()
+    }
 }

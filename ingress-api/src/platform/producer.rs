@@ -11,8 +11,12 @@ use std::sync::mpsc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use orderflow_runtime::{LogBackend, LogRecord};
+use orderflow_runtime::log::{OffsetDependentWrites, StatefulAppend};
+use orderflow_runtime::{LogBackend, LogError, LogRecord};
+use orderflow_state_stores::WriteBatch;
 use tokio::sync::oneshot;
+
+use crate::platform::order_intake::InFlightClaim;
 
 /// Where a command landed: the read-your-writes token of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +51,44 @@ type Reply = oneshot::Sender<Result<Vec<u64>, String>>;
 
 struct ProduceRequest {
     records: Vec<(String, u32, LogRecord)>,
+    /// State written in the same atomic write as the records (the order intake's).
+    state: WriteBatch,
+    offset_dependent: Option<OffsetDependentWrites>,
+    /// Held until the write is durable or has failed, even if the request's client is gone.
+    claim: Option<InFlightClaim>,
     reply: Reply,
+}
+
+/// Records and the state to write with them.
+#[derive(Default)]
+pub struct Produce {
+    pub records: Vec<(String, u32, LogRecord)>,
+    pub state: WriteBatch,
+    pub offset_dependent: Option<OffsetDependentWrites>,
+    pub claim: Option<InFlightClaim>,
+}
+
+impl std::fmt::Debug for Produce {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Produce")
+            .field("records", &self.records.len())
+            .field("state", &self.state.len())
+            .field("offset_dependent", &self.offset_dependent.is_some())
+            .field("claim", &self.claim)
+            .finish()
+    }
+}
+
+impl From<StatefulAppend> for Produce {
+    fn from(append: StatefulAppend) -> Self {
+        Self {
+            records: append.records,
+            state: append.state,
+            offset_dependent: append.offset_dependent,
+            claim: None,
+        }
+    }
 }
 
 /// A handle to the producer thread; clones share it.
@@ -65,6 +106,32 @@ pub enum ProduceError {
     Stopped,
 }
 
+/// Appends one group of requests as ONE write: their records, and their state if any, so the
+/// group lands whole or not at all.
+fn append_group(
+    log: &dyn LogBackend,
+    records: Vec<(String, u32, LogRecord)>,
+    state: WriteBatch,
+    dependents: Vec<(usize, usize, OffsetDependentWrites)>,
+) -> Result<Vec<u64>, LogError> {
+    if state.is_empty() && dependents.is_empty() {
+        return log.produce(records);
+    }
+    let offset_dependent: OffsetDependentWrites =
+        Box::new(move |offsets: &[u64], batch: &mut WriteBatch| {
+            for (start, count, write) in dependents {
+                write(&offsets[start..start + count], batch);
+            }
+        });
+    log.produce_with_state(vec![StatefulAppend {
+        records,
+        state,
+        offset_dependent: Some(offset_dependent),
+    }])
+    .pop()
+    .expect("one result per append")
+}
+
 impl CommandProducer {
     /// Starts the thread; it ends when every handle is dropped.
     pub fn start(log: Arc<dyn LogBackend>) -> Self {
@@ -80,15 +147,29 @@ impl CommandProducer {
                             break;
                         }
                     }
-                    let sizes: Vec<usize> =
-                        batch.iter().map(|request| request.records.len()).collect();
-                    let mut records = Vec::with_capacity(sizes.iter().sum());
+                    let total = batch.iter().map(|request| request.records.len()).sum();
+                    let mut records = Vec::with_capacity(total);
+                    let mut state = WriteBatch::new();
+                    let mut dependents = Vec::new();
+                    let mut sizes = Vec::with_capacity(batch.len());
                     let mut replies = Vec::with_capacity(batch.len());
+                    let mut claims = Vec::new();
                     for request in batch {
+                        let size = request.records.len();
+                        if let Some(write) = request.offset_dependent {
+                            dependents.push((records.len(), size, write));
+                        }
                         records.extend(request.records);
+                        state.append(request.state);
+                        claims.extend(request.claim);
+                        sizes.push(size);
                         replies.push(request.reply);
                     }
-                    match log.produce(records) {
+                    let result = append_group(log.as_ref(), records, state, dependents);
+                    // Released before the answers: a retry that follows an answer finds the
+                    // key's record, not a claim.
+                    drop(claims);
+                    match result {
                         Ok(offsets) => {
                             let mut offsets = offsets.into_iter();
                             for (reply, size) in replies.into_iter().zip(sizes) {
@@ -114,13 +195,31 @@ impl CommandProducer {
         &self,
         records: Vec<(String, u32, LogRecord)>,
     ) -> Result<Vec<Position>, ProduceError> {
-        let placement: Vec<(String, u32)> = records
+        self.produce_with(Produce {
+            records,
+            ..Produce::default()
+        })
+        .await
+    }
+
+    /// Appends the records and their state in one durable write; returns where each record
+    /// landed. The claim is released once the write is done, whether this future is awaited
+    /// to the end or dropped.
+    pub async fn produce_with(&self, produce: Produce) -> Result<Vec<Position>, ProduceError> {
+        let placement: Vec<(String, u32)> = produce
+            .records
             .iter()
             .map(|(topic, partition, _)| (topic.clone(), *partition))
             .collect();
         let (reply, response) = oneshot::channel();
         self.requests
-            .send(ProduceRequest { records, reply })
+            .send(ProduceRequest {
+                records: produce.records,
+                state: produce.state,
+                offset_dependent: produce.offset_dependent,
+                claim: produce.claim,
+                reply,
+            })
             .map_err(|_| ProduceError::Stopped)?;
         let offsets = response
             .await

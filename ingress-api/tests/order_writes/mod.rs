@@ -101,4 +101,28 @@ pub async fn concurrent_claims_completions_and_indexes(database: Database) {
     order_ids.reverse();
     listed.truncate(KEYS + 1);
     assert_eq!(listed, order_ids, "newest first, each once");
+
+    // What the atomic intake takes in on its first start: every index row, and the completed
+    // keys that have not expired.
+    let mut everything = database.all_user_orders().await.unwrap();
+    everything.sort();
+    let mut expected: Vec<_> = order_ids.iter().map(|order| (user_id, *order)).collect();
+    expected.sort();
+    assert_eq!(everything, expected);
+    let completed = database.completed_idempotency_keys(now_ms).await.unwrap();
+    assert_eq!(completed.len(), KEYS);
+    assert!(completed.iter().all(|(scope, hash, response, expires)| {
+        scope.starts_with("orders:test:")
+            && hash == "same-hash"
+            && response.status == 202
+            && *expires == now_ms + ttl_ms
+    }));
+    assert!(
+        database
+            .completed_idempotency_keys(now_ms + ttl_ms)
+            .await
+            .unwrap()
+            .is_empty(),
+        "expired keys are not taken in"
+    );
 }

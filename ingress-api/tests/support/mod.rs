@@ -300,3 +300,23 @@ pub fn user_event_types(harness: &Harness, user_id: &str) -> Vec<String> {
     }
     types
 }
+
+/// The hash the API computes over a request body (SHA-256 of its JSON as poem-openapi renders
+/// it).
+pub fn request_digest(body: &Value) -> [u8; 32] {
+    use poem_openapi::types::{ParseFromJSON, ToJSON};
+    use sha2::Digest;
+    let parsed =
+        orderflow_ingress_api::api::orders::PlaceOrderRequest::parse_from_json(Some(body.clone()))
+            .unwrap();
+    let canonical = parsed.to_json().unwrap().to_string();
+    sha2::Sha256::digest(canonical.as_bytes()).into()
+}
+
+/// [`request_digest`] in hex, as the separate-writes path stores it.
+pub fn request_hash_hex(body: &Value) -> String {
+    request_digest(body)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

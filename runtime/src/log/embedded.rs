@@ -20,7 +20,10 @@ use orderflow_state_stores::{
 
 use crate::error::LogError;
 use crate::log::record_batch::{BatchWriter, batch_records};
-use crate::log::{LogBackend, LogTransaction, PartitionOffsets, RecordListener, Visibility};
+use crate::log::{
+    LogBackend, LogTransaction, OffsetDependentWrites, PartitionOffsets, RecordListener,
+    StatefulAppend, Visibility,
+};
 use crate::record::{LogRecord, StoredRecord, decode_log_record};
 
 const TOPIC_METADATA_SPACE: &str = "orderflow.topics";
@@ -664,7 +667,7 @@ impl EmbeddedLog {
     /// sync to the syncer thread (see "Durability, pipelined" on [`EmbeddedLog`]).
     fn append_group(
         &self,
-        appends: Vec<(Outputs, WriteBatch)>,
+        appends: Vec<(Outputs, WriteBatch, Option<OffsetDependentWrites>)>,
         wait: AppendWait,
     ) -> Vec<Result<Vec<u64>, LogError>> {
         if let Some(reason) = self
@@ -697,10 +700,10 @@ impl EmbeddedLog {
         let mut group_batch = WriteBatch::with_capacity(
             appends
                 .iter()
-                .map(|(outputs, batch)| batch.len() + outputs.len().min(64))
+                .map(|(outputs, batch, _)| batch.len() + outputs.len().min(64))
                 .sum(),
         );
-        for (outputs, mut batch) in appends {
+        for (outputs, mut batch, offset_dependent) in appends {
             for (topic, _, _) in &outputs {
                 if produced_topics.last() != Some(topic) && !produced_topics.contains(topic) {
                     produced_topics.push(topic.clone());
@@ -708,6 +711,9 @@ impl EmbeddedLog {
             }
             match self.reserve_and_stage(outputs, &mut batch) {
                 Ok((assigned, completion)) => {
+                    if let Some(write) = offset_dependent {
+                        write(&assigned, &mut batch);
+                    }
                     group_batch.append(batch);
                     completions.push(completion);
                     results.push(Ok(assigned));
@@ -774,7 +780,7 @@ impl EmbeddedLog {
         outputs: Vec<(String, u32, LogRecord)>,
         batch: WriteBatch,
     ) -> Result<Vec<u64>, LogError> {
-        self.append_group(vec![(outputs, batch)], AppendWait::Durable)
+        self.append_group(vec![(outputs, batch, None)], AppendWait::Durable)
             .pop()
             .expect("one result per append")
     }
@@ -1291,6 +1297,18 @@ impl LogBackend for EmbeddedLog {
         self.append_atomically(records, WriteBatch::new())
     }
 
+    fn supports_state_appends(&self) -> bool {
+        true
+    }
+
+    fn produce_with_state(&self, appends: Vec<StatefulAppend>) -> Vec<Result<Vec<u64>, LogError>> {
+        let appends = appends
+            .into_iter()
+            .map(|append| (append.records, append.state, append.offset_dependent))
+            .collect();
+        self.append_group(appends, AppendWait::Durable)
+    }
+
     fn commit(&self, transaction: LogTransaction) -> Result<(), LogError> {
         self.commit_all(vec![transaction])
             .pop()
@@ -1311,7 +1329,7 @@ impl LogBackend for EmbeddedLog {
                     self.checkpoints
                         .write(&mut state, &group, topic, *partition, *next_offset);
                 }
-                (outputs, state)
+                (outputs, state, None)
             })
             .collect();
         self.append_group(appends, AppendWait::Pipelined)

@@ -54,6 +54,32 @@ pub struct LogTransaction {
     pub state: WriteBatch,
 }
 
+/// State writes that name the offsets their append's records got, made once the offsets are
+/// known and inside the same atomic write (an index entry that points at its record).
+pub type OffsetDependentWrites = Box<dyn FnOnce(&[u64], &mut WriteBatch) + Send>;
+
+/// Records appended outside any task together with state that must land with them: both or
+/// neither (see [`LogBackend::produce_with_state`]).
+pub struct StatefulAppend {
+    /// Records to append: (topic, partition, record).
+    pub records: Vec<(String, u32, LogRecord)>,
+    /// State writes known up front.
+    pub state: WriteBatch,
+    /// State writes that need the records' offsets (called with them, in record order).
+    pub offset_dependent: Option<OffsetDependentWrites>,
+}
+
+impl std::fmt::Debug for StatefulAppend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("StatefulAppend")
+            .field("records", &self.records.len())
+            .field("state", &self.state.len())
+            .field("offset_dependent", &self.offset_dependent.is_some())
+            .finish()
+    }
+}
+
 /// How far a reader reads a partition. The embedded log keeps two high watermarks; see
 /// "Durability, pipelined" in [`embedded`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +146,27 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Appends records outside any task (ingress, tools); returns their offsets.
     fn produce(&self, records: Vec<(String, u32, LogRecord)>) -> Result<Vec<u64>, LogError>;
+    /// Whether [`Self::produce_with_state`] works: only where topics and state share one
+    /// database (the embedded log).
+    fn supports_state_appends(&self) -> bool {
+        false
+    }
+    /// Appends each member's records together with its state writes in the state engine, each
+    /// member atomically, and answers each once its write is durable (like [`Self::produce`]).
+    /// The members are written together: one write and one sync for all. The API's order
+    /// intake records an order's idempotency key and user index this way, in the same write
+    /// as its command, so a crash keeps all three or none. Backends that keep topics and state
+    /// apart refuse ([`LogError::Unsupported`]).
+    fn produce_with_state(&self, appends: Vec<StatefulAppend>) -> Vec<Result<Vec<u64>, LogError>> {
+        appends
+            .iter()
+            .map(|_| {
+                Err(LogError::Unsupported {
+                    operation: "appending records and state atomically",
+                })
+            })
+            .collect()
+    }
     /// Commits a task's outputs, state and positions atomically (see the module doc).
     fn commit(&self, transaction: LogTransaction) -> Result<(), LogError>;
     /// Commits several tasks' transactions, each atomically, and answers each. A stream
