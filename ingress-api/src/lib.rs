@@ -138,19 +138,19 @@ async fn open_intake(
             reason: error.to_string(),
         };
         let user_orders = database.all_user_orders().await.map_err(sql_error)?;
-        let completed = database
-            .completed_idempotency_keys(now_ms)
+        let keys = database
+            .unexpired_idempotency_keys(now_ms)
             .await
             .map_err(sql_error)?;
-        if !user_orders.is_empty() || !completed.is_empty() {
+        if !user_orders.is_empty() || !keys.is_empty() {
             tracing::info!(
                 orders = user_orders.len(),
-                keys = completed.len(),
+                keys = keys.len(),
                 "moving the user order index and idempotency keys from SQL to the log's database"
             );
         }
         intake
-            .import_from_sql(user_orders, completed)
+            .import_from_sql(user_orders, keys)
             .map_err(intake_error("importing from SQL"))?;
     }
     Ok(intake)

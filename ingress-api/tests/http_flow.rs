@@ -337,7 +337,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_concurrent_duplicates()
             harness.clock_now(),
         )
         .unwrap();
-    let IntakeBegin::Fresh(claim) = in_flight else {
+    let IntakeBegin::Fresh { claim, .. } = in_flight else {
         panic!("a new key is fresh: {in_flight:?}");
     };
     harness
@@ -462,7 +462,7 @@ async fn an_expired_key_is_free_again_and_the_sweep_deletes_it() {
                     far_past
                 )
                 .unwrap(),
-            IntakeBegin::Fresh(_)
+            IntakeBegin::Fresh { reuse: None, .. }
         ),
         "deleted: even a read as of long ago finds nothing"
     );

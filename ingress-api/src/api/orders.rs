@@ -492,11 +492,17 @@ async fn place_atomically(
     request_hash: [u8; 32],
     now_ms: i64,
 ) -> ApiResult<PlaceOrderResponse> {
-    let claim = match intake
+    let (claim, place) = match intake
         .begin(&scope, &request_hash, now_ms)
         .map_err(|error| ApiError::unavailable("the idempotency store", error))?
     {
-        IntakeBegin::Fresh(claim) => claim,
+        IntakeBegin::Fresh { claim, reuse: None } => (claim, place),
+        // A request of the SQL path claimed this key and may have placed its order: the
+        // same order id again, which the saga recognizes.
+        IntakeBegin::Fresh {
+            claim,
+            reuse: Some(order_id),
+        } => (claim, PlaceOrder { order_id, ..place }),
         IntakeBegin::Completed(stored) => return replay(stored),
         IntakeBegin::Mismatch => return Err(key_reused_with_another_body()),
         IntakeBegin::InProgress => return Err(key_in_progress()),

@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::write_batcher::Claim;
 use super::{Database, DbError, db_error};
+use crate::platform::order_intake::ImportedKey;
 use crate::shared::{IdempotencyBegin, StoredResponse};
 
 impl Database {
@@ -133,34 +134,32 @@ impl Database {
         Ok(())
     }
 
-    /// Completed keys that have not expired by `now_ms`: (scope, request hash, response,
-    /// expiry), for the one-time move to the atomic intake.
-    pub async fn completed_idempotency_keys(
+    /// Keys that have not expired by `now_ms`, completed or not, for the one-time move to the
+    /// atomic intake.
+    pub async fn unexpired_idempotency_keys(
         &self,
         now_ms: i64,
-    ) -> Result<Vec<(String, String, StoredResponse, i64)>, DbError> {
+    ) -> Result<Vec<ImportedKey>, DbError> {
         let rows = sqlx::query(
             "SELECT scope, request_hash, resource_id, response_status, response_body, expires_at_ms \
-             FROM idempotency_keys WHERE response_status IS NOT NULL AND expires_at_ms > $1",
+             FROM idempotency_keys WHERE expires_at_ms > $1",
         )
         .bind(now_ms)
         .fetch_all(self.pool())
         .await
-        .map_err(db_error("reading completed idempotency keys"))?;
+        .map_err(db_error("reading idempotency keys"))?;
         let read = || db_error("reading an idempotency key");
         rows.iter()
             .map(|row| {
-                let status: i64 = row.try_get("response_status").map_err(read())?;
-                Ok((
-                    row.try_get("scope").map_err(read())?,
-                    row.try_get("request_hash").map_err(read())?,
-                    StoredResponse {
-                        status: status as u16,
-                        body: row.try_get("response_body").map_err(read())?,
-                        resource_id: row.try_get("resource_id").map_err(read())?,
-                    },
-                    row.try_get("expires_at_ms").map_err(read())?,
-                ))
+                let status: Option<i64> = row.try_get("response_status").map_err(read())?;
+                let body: Option<String> = row.try_get("response_body").map_err(read())?;
+                Ok(ImportedKey {
+                    scope: row.try_get("scope").map_err(read())?,
+                    request_hash_hex: row.try_get("request_hash").map_err(read())?,
+                    resource_id: row.try_get("resource_id").map_err(read())?,
+                    response: status.zip(body).map(|(status, body)| (status as u16, body)),
+                    expires_at_ms: row.try_get("expires_at_ms").map_err(read())?,
+                })
             })
             .collect()
     }

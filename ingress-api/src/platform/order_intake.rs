@@ -50,7 +50,9 @@ pub const USER_ORDERS_SPACE: &str = "orderflow.ingress.user-orders";
 const META_SPACE: &str = "orderflow.ingress.meta";
 const IMPORTED_FROM_SQL: &[u8] = b"imported-from-sql";
 
-/// A completed request, kept for replay until it expires.
+/// A completed request, kept for replay until it expires; or, imported from the SQL path, a
+/// request that claimed its key and may have placed its order without storing its response
+/// (`status` [`PENDING`]): a retry places the same order id again, which the saga recognizes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct IdempotencyRecord {
     request_hash: [u8; 32],
@@ -60,11 +62,30 @@ struct IdempotencyRecord {
     expires_at_ms: i64,
 }
 
+/// The status of a record without a response (see [`IdempotencyRecord`]).
+const PENDING: u16 = 0;
+
+/// A key of the SQL path, taken in on the intake's first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedKey {
+    pub scope: String,
+    /// The body hash as the SQL path stored it (64 hex digits).
+    pub request_hash_hex: String,
+    pub resource_id: String,
+    /// `None`: claimed, never completed.
+    pub response: Option<(u16, String)>,
+    pub expires_at_ms: i64,
+}
+
 /// What [`AtomicIntake::begin`] found.
 #[derive(Debug)]
 pub enum IntakeBegin {
-    /// A new request: append with this claim.
-    Fresh(InFlightClaim),
+    /// A new request: append with this claim. `reuse` is the order id a request imported from
+    /// the SQL path claimed and may have placed: the retry must place that id again.
+    Fresh {
+        claim: InFlightClaim,
+        reuse: Option<OrderId>,
+    },
     /// The key was completed with the same body: replay.
     Completed(StoredResponse),
     /// The key was used with another body.
@@ -161,13 +182,18 @@ impl AtomicIntake {
             return Ok(IntakeBegin::InProgress);
         };
         let Some(bytes) = self.engine.get(&self.keys, scope.as_bytes())? else {
-            return Ok(IntakeBegin::Fresh(claim));
+            return Ok(IntakeBegin::Fresh { claim, reuse: None });
         };
         let record = decode_record(scope, &bytes)?;
         Ok(if record.expires_at_ms <= now_ms {
-            IntakeBegin::Fresh(claim)
+            IntakeBegin::Fresh { claim, reuse: None }
         } else if &record.request_hash != request_hash {
             IntakeBegin::Mismatch
+        } else if record.status == PENDING {
+            IntakeBegin::Fresh {
+                claim,
+                reuse: record.resource_id.parse().ok(),
+            }
         } else {
             IntakeBegin::Completed(StoredResponse {
                 status: record.status,
@@ -237,12 +263,12 @@ impl AtomicIntake {
     ) -> Result<Vec<OrderId>, StoreError> {
         let prefix = user_id.as_uuid().as_bytes().to_vec();
         let upper = match before {
-            Some(before) => user_order_key(user_id, before),
-            // The first key after every key of this user.
+            Some(before) => Bound::Excluded(user_order_key(user_id, before)),
+            // The last key this user can have.
             None => {
-                let mut next = prefix.clone();
-                next.push(0xff);
-                next
+                let mut last = prefix.clone();
+                last.extend_from_slice(&[0xff; 16]);
+                Bound::Included(last)
             }
         };
         let mut orders = Vec::new();
@@ -250,7 +276,7 @@ impl AtomicIntake {
         self.engine.scan(
             &self.user_orders,
             Bound::Included(&prefix),
-            Bound::Excluded(&upper),
+            upper.as_ref().map(Vec::as_slice),
             true,
             &mut |key, _| {
                 let parsed = key
@@ -300,31 +326,53 @@ impl AtomicIntake {
         )?;
         let mut batch = WriteBatch::with_capacity(due.len() * 2);
         let mut claims = Vec::with_capacity(due.len());
+        let mut removed = 0;
         for key in due {
-            let Some(scope) = key
+            removed += 1;
+            let scope = key
                 .get(8..)
-                .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            else {
-                batch.delete(&self.expiry, key);
+                .and_then(|bytes| std::str::from_utf8(bytes).ok());
+            let expired_at =
+                (u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            // The index entry goes in every case: only the record it was written with names
+            // its time, and that record is deleted with it below.
+            batch.delete(&self.expiry, key.clone());
+            let Some(scope) = scope else {
                 continue;
             };
+            // A record renewed since (a live key) is neither claimed nor deleted, so its
+            // replays are never refused for the sweep's sake.
+            if !self.record_expired_at(scope, expired_at)? {
+                continue;
+            }
+            // Claimed, then read again: a request that renewed it between the two reads has
+            // finished its write (it held the claim until then).
             let Some(claim) = self.claim(scope) else {
                 continue;
             };
-            let expired_at =
-                (u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
-            if let Some(bytes) = self.engine.get(&self.keys, scope.as_bytes())?
-                && decode_record(scope, &bytes)?.expires_at_ms == expired_at
-            {
+            if self.record_expired_at(scope, expired_at)? {
                 batch.delete(&self.keys, scope.as_bytes().to_vec());
             }
-            batch.delete(&self.expiry, key.clone());
             claims.push(claim);
         }
-        let removed = claims.len();
         self.engine.commit(batch, Durability::Buffered)?;
         drop(claims);
         Ok(removed)
+    }
+
+    /// Whether the record of `scope` is the one that expires at `expired_at`. A record that
+    /// cannot be decoded counts as expired (logged), so it cannot stop every later sweep.
+    fn record_expired_at(&self, scope: &str, expired_at: i64) -> Result<bool, StoreError> {
+        let Some(bytes) = self.engine.get(&self.keys, scope.as_bytes())? else {
+            return Ok(false);
+        };
+        Ok(match decode_record(scope, &bytes) {
+            Ok(record) => record.expires_at_ms == expired_at,
+            Err(error) => {
+                tracing::warn!(%error, "deleting an idempotency record that cannot be read");
+                true
+            }
+        })
     }
 
     /// Whether the one-time import of the SQL path's rows ran.
@@ -333,13 +381,13 @@ impl AtomicIntake {
     }
 
     /// Takes in what the SQL path wrote before this intake existed (the user index, and the
-    /// completed keys not yet expired), once: the import and its marker are one write.
+    /// keys not yet expired, completed or not), once: the import and its marker are one write.
     pub fn import_from_sql(
         &self,
         user_orders: Vec<(UserId, OrderId)>,
-        completed: Vec<(String, String, StoredResponse, i64)>,
+        keys: Vec<ImportedKey>,
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::with_capacity(user_orders.len() + completed.len() * 2 + 1);
+        let mut batch = WriteBatch::with_capacity(user_orders.len() + keys.len() * 2 + 1);
         for (user_id, order_id) in user_orders {
             batch.put(
                 &self.user_orders,
@@ -347,21 +395,27 @@ impl AtomicIntake {
                 Vec::new(),
             );
         }
-        for (scope, hex_hash, response, expires_at_ms) in completed {
-            let Some(request_hash) = parse_hex_hash(&hex_hash) else {
+        for key in keys {
+            let Some(request_hash) = parse_hex_hash(&key.request_hash_hex) else {
+                tracing::warn!(scope = %key.scope, "skipping an idempotency key whose hash is not 64 hex digits");
                 continue;
             };
+            let (status, body) = key.response.unwrap_or((PENDING, String::new()));
             let record = IdempotencyRecord {
                 request_hash,
-                status: response.status,
-                body: response.body,
-                resource_id: response.resource_id,
-                expires_at_ms,
+                status,
+                body,
+                resource_id: key.resource_id,
+                expires_at_ms: key.expires_at_ms,
             };
             let mut value = Vec::new();
             if CompactCodec.encode(&record, &mut value).is_ok() {
-                batch.put(&self.expiry, expiry_key(expires_at_ms, &scope), Vec::new());
-                batch.put(&self.keys, scope.into_bytes(), value);
+                batch.put(
+                    &self.expiry,
+                    expiry_key(key.expires_at_ms, &key.scope),
+                    Vec::new(),
+                );
+                batch.put(&self.keys, key.scope.into_bytes(), value);
             }
         }
         batch.put(&self.meta, IMPORTED_FROM_SQL.to_vec(), Vec::new());
@@ -404,17 +458,24 @@ mod tests {
         let mut rows: Vec<_> = orders.iter().map(|order| (user, *order)).collect();
         rows.push((other, OrderId::generate(3_000)));
         let hash = [7u8; 32];
-        let response = StoredResponse {
-            status: 202,
-            body: "{}".to_string(),
-            resource_id: orders[0].to_string(),
-        };
-        intake
-            .import_from_sql(
-                rows,
-                vec![("orders:u:k".to_string(), hex(&hash), response, 10_000)],
-            )
-            .unwrap();
+        let pending_order = OrderId::generate(4_000);
+        let keys = vec![
+            ImportedKey {
+                scope: "orders:u:k".to_string(),
+                request_hash_hex: hex(&hash),
+                resource_id: orders[0].to_string(),
+                response: Some((202, "{}".to_string())),
+                expires_at_ms: 10_000,
+            },
+            ImportedKey {
+                scope: "orders:u:pending".to_string(),
+                request_hash_hex: hex(&hash),
+                resource_id: pending_order.to_string(),
+                response: None,
+                expires_at_ms: 10_000,
+            },
+        ];
+        intake.import_from_sql(rows, keys).unwrap();
         assert!(intake.imported_from_sql().unwrap());
         assert_eq!(
             intake.user_orders(user, None, 3).unwrap(),
@@ -436,7 +497,16 @@ mod tests {
         ));
         assert!(matches!(
             intake.begin("orders:u:k", &[0; 32], 10_000).unwrap(),
-            IntakeBegin::Fresh(_)
+            IntakeBegin::Fresh { reuse: None, .. }
+        ));
+        // A key the SQL path claimed but never completed: the retry places the same order.
+        match intake.begin("orders:u:pending", &hash, 9_999).unwrap() {
+            IntakeBegin::Fresh { reuse, .. } => assert_eq!(reuse, Some(pending_order)),
+            other => panic!("expected a fresh start with the claimed order id, got {other:?}"),
+        }
+        assert!(matches!(
+            intake.begin("orders:u:pending", &[1; 32], 9_999).unwrap(),
+            IntakeBegin::Mismatch
         ));
     }
 

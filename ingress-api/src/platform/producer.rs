@@ -139,6 +139,7 @@ impl CommandProducer {
         std::thread::Builder::new()
             .name("orderflow-ingress-producer".to_string())
             .spawn(move || {
+                let mut held_after_sync_failure = Vec::new();
                 while let Ok(first) = receiver.recv() {
                     let mut batch = vec![first];
                     while let Ok(next) = receiver.try_recv() {
@@ -166,9 +167,16 @@ impl CommandProducer {
                         replies.push(request.reply);
                     }
                     let result = append_group(log.as_ref(), records, state, dependents);
-                    // Released before the answers: a retry that follows an answer finds the
-                    // key's record, not a claim.
-                    drop(claims);
+                    if matches!(result, Err(LogError::Sync { .. })) {
+                        // Written but maybe not on disk, and the log refuses writes from now
+                        // on: the keys stay claimed (409) rather than replay a response a
+                        // restart may take back.
+                        held_after_sync_failure.extend(claims);
+                    } else {
+                        // Released before the answers: a retry that follows an answer finds
+                        // the key's record, not a claim.
+                        drop(claims);
+                    }
                     match result {
                         Ok(offsets) => {
                             let mut offsets = offsets.into_iter();

@@ -102,24 +102,47 @@ pub async fn concurrent_claims_completions_and_indexes(database: Database) {
     listed.truncate(KEYS + 1);
     assert_eq!(listed, order_ids, "newest first, each once");
 
-    // What the atomic intake takes in on its first start: every index row, and the completed
-    // keys that have not expired.
+    // What the atomic intake takes in on its first start: every index row, and the keys that
+    // have not expired.
     let mut everything = database.all_user_orders().await.unwrap();
     everything.sort();
     let mut expected: Vec<_> = order_ids.iter().map(|order| (user_id, *order)).collect();
     expected.sort();
     assert_eq!(everything, expected);
-    let completed = database.completed_idempotency_keys(now_ms).await.unwrap();
-    assert_eq!(completed.len(), KEYS);
-    assert!(completed.iter().all(|(scope, hash, response, expires)| {
-        scope.starts_with("orders:test:")
-            && hash == "same-hash"
-            && response.status == 202
-            && *expires == now_ms + ttl_ms
+    // A key claimed and never completed (its request died) is taken in too, without a response.
+    database
+        .idempotency_begin(
+            "orders:pending",
+            "pending-hash",
+            "pending-order",
+            now_ms,
+            lease_ms,
+            ttl_ms,
+        )
+        .await
+        .unwrap();
+    let mut keys = database.unexpired_idempotency_keys(now_ms).await.unwrap();
+    let pending_at = keys
+        .iter()
+        .position(|key| key.scope == "orders:pending")
+        .expect("the claimed key is taken in");
+    let pending = keys.remove(pending_at);
+    assert_eq!(pending.response, None);
+    assert_eq!(pending.resource_id, "pending-order");
+    assert_eq!(pending.request_hash_hex, "pending-hash");
+    assert_eq!(keys.len(), KEYS);
+    assert!(keys.iter().all(|key| {
+        key.scope.starts_with("orders:test:")
+            && key.request_hash_hex == "same-hash"
+            && key
+                .response
+                .as_ref()
+                .is_some_and(|(status, _)| *status == 202)
+            && key.expires_at_ms == now_ms + ttl_ms
     }));
     assert!(
         database
-            .completed_idempotency_keys(now_ms + ttl_ms)
+            .unexpired_idempotency_keys(now_ms + ttl_ms)
             .await
             .unwrap()
             .is_empty(),
