@@ -382,8 +382,42 @@ impl WindowAggregator {
 
 type AggregateContext<'a> = ProcessorContext<'a, String, Envelope<AnalyticsAggregate>>;
 
-fn timer_key(shape_index: usize, window_start: i64, fact_key: &str) -> Vec<u8> {
-    format!("{shape_index}|{window_start}|{fact_key}").into_bytes()
+/// `<shape index>|<window start>|<fact key>`, into `out` (cleared first): built for every
+/// window of every fact, so without the formatting machinery.
+fn write_timer_key(out: &mut Vec<u8>, shape_index: usize, window_start: i64, fact_key: &str) {
+    out.clear();
+    push_decimal(out, shape_index as i64);
+    out.push(b'|');
+    push_decimal(out, window_start);
+    out.push(b'|');
+    out.extend_from_slice(fact_key.as_bytes());
+}
+
+/// Appends `value` in decimal, as `to_string` writes it.
+fn push_decimal(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    let mut magnitude = value.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut first = digits.len();
+    loop {
+        first -= 1;
+        digits[first] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[first..]);
+}
+
+/// Whether a fired window timer is left over from before window timers were fixed (an
+/// upgrade leaves each open window's old, moved timer beside the fixed one scheduled since):
+/// its total is not the one the store holds. A window the store no longer holds (expired by a
+/// jump in stream time before its timer fired) is reported with what its timer carries.
+fn superseded(stored: Option<&WindowTotal>, carried: &WindowTotal) -> bool {
+    stored.is_some_and(|stored| stored != carried)
 }
 
 impl Processor for WindowAggregator {
@@ -399,39 +433,45 @@ impl Processor for WindowAggregator {
     ) -> Result<(), ProcessError> {
         let fact = record.value;
         let stream_time = context.stream_time_ms();
+        let mut timer_key = Vec::with_capacity(32 + record.key.len());
         for (shape_index, shape) in WINDOW_SHAPES.iter().enumerate() {
-            for window_start in shape.windows_containing(fact.event_time) {
-                let closes_at = window_start + shape.size_ms + self.config.grace_ms;
-                if closes_at <= stream_time {
-                    continue; // later than the grace period: the window's result is out
-                }
+            // (window start, when it closes, its new total), scheduled once the store is let go.
+            let mut updated = Vec::with_capacity(6);
+            {
                 let mut windows = context.window_store::<String, WindowTotal>(shape.store)?;
-                let existing = windows.get(&record.key, window_start)?;
-                let mut total = existing.unwrap_or(WindowTotal {
-                    count: 0,
-                    amount: None,
-                });
-                total.count += fact.count;
-                total.amount = match (total.amount, fact.amount) {
-                    (Some(sum), Some(amount)) => {
-                        Some(sum.checked_add(amount).map_err(|error| {
-                            ProcessError::invalid(format!("window {}: {error}", record.key))
-                        })?)
+                for window_start in shape.windows_containing(fact.event_time) {
+                    let closes_at = window_start + shape.size_ms + self.config.grace_ms;
+                    if closes_at <= stream_time {
+                        continue; // later than the grace period: the window's result is out
                     }
-                    (None, amount) | (amount, None) => amount,
-                };
-                windows.put(&record.key, window_start, &total)?;
+                    let existing = windows.get(&record.key, window_start)?;
+                    let mut total = existing.unwrap_or(WindowTotal {
+                        count: 0,
+                        amount: None,
+                    });
+                    total.count += fact.count;
+                    total.amount = match (total.amount, fact.amount) {
+                        (Some(sum), Some(amount)) => {
+                            Some(sum.checked_add(amount).map_err(|error| {
+                                ProcessError::invalid(format!("window {}: {error}", record.key))
+                            })?)
+                        }
+                        (None, amount) | (amount, None) => amount,
+                    };
+                    windows.put(&record.key, window_start, &total)?;
+                    updated.push((window_start, closes_at, total));
+                }
+            }
+            for (window_start, closes_at, total) in updated {
                 // The timer carries the running total: the window store may expire the window
                 // (when a much later fact arrives first) before the timer fires in this batch.
+                // A window closes at a time fixed by its start, so its timer is a fixed one:
+                // rescheduling overwrites the same entry, one write instead of two.
                 let payload = CompactCodec
                     .encode_to_vec(&total)
                     .map_err(|error| ProcessError::invalid(format!("window total: {error}")))?;
-                context.schedule(
-                    TimerKind::StreamTime,
-                    &timer_key(shape_index, window_start, &record.key),
-                    closes_at,
-                    payload,
-                )?;
+                write_timer_key(&mut timer_key, shape_index, window_start, &record.key);
+                context.schedule_fixed(TimerKind::StreamTime, &timer_key, closes_at, payload);
             }
         }
         Ok(())
@@ -467,6 +507,12 @@ impl Processor for WindowAggregator {
         let total: WindowTotal = CompactCodec
             .decode(&timer.payload)
             .map_err(|error| ProcessError::invalid(format!("window timer payload: {error}")))?;
+        let stored = context
+            .window_store::<String, WindowTotal>(shape.store)?
+            .get(&fact_key, window_start)?;
+        if superseded(stored.as_ref(), &total) {
+            return Ok(());
+        }
         let (metric_name, dimension) = fact_key
             .split_once('|')
             .unwrap_or((fact_key.as_str(), "all"));
@@ -521,6 +567,33 @@ mod tests {
             "revenue/category:Home%20%26%20K%C3%BCche:EUR/1m/120000"
         );
         assert!(key.bytes().all(|byte| byte.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn timer_keys_are_what_formatting_writes() {
+        let mut out = Vec::new();
+        for (shape, start, key) in [
+            (0, 0, "orders|all"),
+            (1, 1_764_000_000_000, "revenue|EUR"),
+            (1, -600_000, "x"),
+            (0, i64::MIN, ""),
+            (0, i64::MAX, "k"),
+        ] {
+            write_timer_key(&mut out, shape, start, key);
+            assert_eq!(out, format!("{shape}|{start}|{key}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn a_timer_whose_total_the_store_no_longer_holds_is_superseded() {
+        let total = |count| WindowTotal {
+            count,
+            amount: None,
+        };
+        assert!(!superseded(Some(&total(3)), &total(3)));
+        assert!(superseded(Some(&total(5)), &total(3)));
+        // Expired from the store: the timer's total is all there is.
+        assert!(!superseded(None, &total(3)));
     }
 
     #[test]

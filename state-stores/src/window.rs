@@ -116,12 +116,6 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
             .map(decode_i64_ordered))
     }
 
-    fn oldest_retained_start(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .observed_time()?
-            .map(|observed| observed.saturating_sub(self.retention.retention_ms)))
-    }
-
     /// Deletes every segment entirely older than the retention.
     fn expire(&mut self, oldest_start: i64) -> Result<(), StoreError> {
         let first_live_segment = self.retention.segment_of(oldest_start);
@@ -178,6 +172,10 @@ impl<'a, K, V> TransactionalWindowStore<'a, K, V> {
 impl<K, V> WindowStore<K, V> for TransactionalWindowStore<'_, K, V> {
     fn put(&mut self, key: &K, window_start: i64, value: &V) -> Result<bool, StoreError> {
         let previous = self.observed_time()?;
+        let observed = match previous {
+            Some(observed) if observed >= window_start => observed,
+            _ => window_start,
+        };
         if previous.is_none_or(|observed| window_start > observed) {
             self.transaction.write(
                 self.space,
@@ -194,9 +192,9 @@ impl<K, V> WindowStore<K, V> for TransactionalWindowStore<'_, K, V> {
                 self.expire(oldest_start)?;
             }
         }
-        if let Some(oldest_start) = self.oldest_retained_start()?
-            && window_start < oldest_start
-        {
+        // The observed time as it is now (read once: this runs for every window of every
+        // fact of an aggregation).
+        if window_start < observed.saturating_sub(self.retention.retention_ms) {
             return Ok(false);
         }
         let encoded_key = self.codecs.encode_key(key)?;
