@@ -14,6 +14,7 @@
 //! a confusing payload error, then decodes the payload with the exact path of any bad field, then
 //! runs the payload's business-rule validation.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::RangeInclusive;
 
@@ -275,9 +276,9 @@ impl<T: Message> Envelope<T> {
     }
 
     fn from_wire(wire: EnvelopeWire<'_>) -> Result<Self, DecodeError> {
-        if !T::TYPES.contains(&wire.message_type.as_str()) {
+        if !T::TYPES.contains(&wire.message_type.as_ref()) {
             return Err(DecodeError::UnknownType {
-                message_type: wire.message_type,
+                message_type: wire.message_type.into_owned(),
                 topic: T::TOPIC,
                 topic_types: T::TYPES,
             });
@@ -286,7 +287,7 @@ impl<T: Message> Envelope<T> {
             .expect("every type in TYPES has supported versions");
         if !supported.contains(&wire.schema_version) {
             return Err(DecodeError::UnsupportedVersion {
-                message_type: wire.message_type,
+                message_type: wire.message_type.into_owned(),
                 version: wire.schema_version,
                 supported,
             });
@@ -336,7 +337,7 @@ impl EnvelopeHeader {
         let wire = parse_wire(bytes)?;
         Ok(Self {
             event_id: wire.event_id,
-            message_type: wire.message_type,
+            message_type: wire.message_type.into_owned(),
             schema_version: wire.schema_version,
             occurred_at: wire.occurred_at,
             correlation_id: wire.correlation_id,
@@ -352,8 +353,9 @@ impl EnvelopeHeader {
 #[serde(deny_unknown_fields)]
 struct EnvelopeWire<'a> {
     event_id: EventId,
-    #[serde(rename = "type")]
-    message_type: String,
+    /// Borrowed from the record when it has no escapes: only an error or a header keeps it.
+    #[serde(rename = "type", borrow)]
+    message_type: Cow<'a, str>,
     schema_version: u16,
     occurred_at: Timestamp,
     correlation_id: CorrelationId,
@@ -499,7 +501,7 @@ impl<'de, T: Message> Deserialize<'de> for Envelope<T> {
             serde_json::value::to_raw_value(&wire.payload).map_err(serde::de::Error::custom)?;
         Self::from_wire(EnvelopeWire {
             event_id: wire.event_id,
-            message_type: wire.message_type,
+            message_type: Cow::Owned(wire.message_type),
             schema_version: wire.schema_version,
             occurred_at: wire.occurred_at,
             correlation_id: wire.correlation_id,

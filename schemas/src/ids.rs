@@ -184,8 +184,7 @@ macro_rules! uuid_v7_id {
                     let uuid = deserializer.deserialize_bytes(UuidBytesVisitor)?;
                     return Self::from_uuid(uuid).map_err(serde::de::Error::custom);
                 }
-                let text = Cow::<str>::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
+                crate::parse_str::deserialize_parsed(deserializer)
             }
         }
 

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod json_schema;
 pub mod messages;
 pub mod money;
+mod parse_str;
 pub mod time;
 pub mod topic;
 pub mod trace;

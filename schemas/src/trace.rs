@@ -107,8 +107,7 @@ impl FromStr for TraceParent {
 
 impl<'de> Deserialize<'de> for TraceParent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Cow::<str>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        crate::parse_str::deserialize_parsed(deserializer)
     }
 }
 
