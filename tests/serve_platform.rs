@@ -16,36 +16,8 @@ fn call(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(token) = token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = send(agent, request, body).unwrap();
-    let status = response.status().as_u16();
-    let text = response.into_body().read_to_string().unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn send(
-    agent: &ureq::Agent,
-    request: ureq::http::request::Builder,
-    body: Option<Value>,
-) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-    match body {
-        Some(body) => agent.run(
-            request
-                .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .unwrap(),
-        ),
-        None => agent.run(request.body(()).unwrap()),
-    }
+    running_server::try_call(agent, method, url, token, body.as_ref(), headers)
+        .expect("the server answers")
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! Starts `orderflow serve` (the binary under test) in a temporary data directory and waits
 //! until it is ready; the server is killed if the test fails half-way.
 
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Lines};
+
+use serde_json::Value;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +21,8 @@ pub struct RunningServer {
     /// The rest of its standard output, read after a stop.
     stdout: Lines<BufReader<ChildStdout>>,
     child: Child,
-    _data: tempfile::TempDir,
+    /// The data directory when the server owns it (see [`RunningServer::start_in`]).
+    _data: Option<tempfile::TempDir>,
 }
 
 impl RunningServer {
@@ -24,9 +30,21 @@ impl RunningServer {
     /// environment and `environment` set; returns once `/health/ready` answers 200.
     pub fn start(arguments: &[&str], environment: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(data.path(), arguments, environment);
+        server._data = Some(data);
+        server
+    }
+
+    /// [`Self::start`] in a data directory the caller keeps, so a test can restart the server
+    /// over the same data.
+    pub fn start_in(
+        data_dir: &std::path::Path,
+        arguments: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(arguments)
             .env("RUST_LOG", "error")
@@ -53,7 +71,7 @@ impl RunningServer {
             banner,
             stdout,
             child,
-            _data: data,
+            _data: None,
         };
         assert!(
             !server.base.is_empty(),
@@ -81,6 +99,12 @@ impl RunningServer {
         }
     }
 
+    /// SIGKILL: the process dies wherever it is.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM; asserts the server says it is stopping and exits successfully.
     pub fn stop_gracefully(&mut self) {
         let pid = self.child.id().to_string();
@@ -101,4 +125,39 @@ impl Drop for RunningServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP call: (status, JSON body, or the text as a JSON string); `None` when the server
+/// did not answer (a killed server).
+pub fn try_call(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, Value)> {
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = match body {
+        Some(body) => agent.run(
+            request
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .unwrap(),
+        ),
+        None => agent.run(request.body(()).unwrap()),
+    }
+    .ok()?;
+    let status = response.status().as_u16();
+    let text = response.into_body().read_to_string().unwrap_or_default();
+    Some((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }

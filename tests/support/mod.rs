@@ -1,5 +1,8 @@
 //! Shared by the crash tests: run a workload command, SIGKILL it at random moments, restart it.
 
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
+
 use std::ops::Range;
 use std::process::Command;
 use std::time::Duration;
@@ -12,12 +15,7 @@ pub fn kill_repeatedly_then_finish(
     kills: usize,
     delay_ms: Range<u64>,
 ) -> std::process::ExitStatus {
-    let seed = std::env::var("ORDERFLOW_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("seed {seed} (set ORDERFLOW_TEST_SEED to replay)");
-    let mut random = fastrand::Rng::with_seed(seed);
+    let mut random = fastrand::Rng::with_seed(test_seed());
     for _ in 0..kills {
         let mut child = workload().spawn().expect("the workload starts");
         std::thread::sleep(Duration::from_millis(random.u64(delay_ms.clone())));
@@ -25,4 +23,15 @@ pub fn kill_repeatedly_then_finish(
         child.wait().expect("the killed child is reaped");
     }
     workload().status().expect("the final run starts")
+}
+
+/// The seed of a test's random schedule: `ORDERFLOW_TEST_SEED` when set, else a fresh one;
+/// printed either way, to replay a failure.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("ORDERFLOW_TEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("seed {seed} (set ORDERFLOW_TEST_SEED to replay)");
+    seed
 }
