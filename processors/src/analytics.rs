@@ -7,6 +7,10 @@
 //! tumbling and 1-hour hopping (10-minute advance) windows by event time. A fact for a window
 //! that closed more than the grace period ago is dropped (counted); every window's final result
 //! is emitted once, on a stream-time timer at its end plus the grace period.
+//!
+//! An hour window is the sum of its six 10-minute *panes*: a fact adds to one pane instead of
+//! six windows, and a window's timer (scheduled when one of its panes is first written) sums
+//! its panes when it fires. A pane is deleted when the last window containing it is reported.
 
 use std::sync::Arc;
 
@@ -36,8 +40,20 @@ pub const ORDER_LINES_STORE: &str = "analytics-order-lines";
 pub const CONFIRMED_ORDERS_STORE: &str = "analytics-confirmed-orders";
 /// Window store of the 1-minute tumbling windows.
 pub const MINUTE_WINDOWS: &str = "analytics-windows-1m";
-/// Window store of the 1-hour hopping windows.
-pub const HOUR_WINDOWS: &str = "analytics-windows-1h";
+/// Window store of the 10-minute panes the 1-hour hopping windows are summed from. Panes are
+/// deleted when their last window is reported, never by time (see [`PANE_RETENTION_MS`]).
+pub const HOUR_PANES: &str = "analytics-panes-10m";
+/// Where the 1-hour windows were kept whole before panes (no longer written or read).
+pub const LEGACY_HOUR_WINDOWS: &str = "analytics-windows-1h";
+/// The panes' store never expires a pane by time: a pane must outlive every window containing
+/// it however far stream time jumps before their timers fire, and each is deleted explicitly.
+pub const PANE_RETENTION_MS: i64 = i64::MAX / 4;
+
+/// Timer key shapes: a 1-minute window (carrying its total), a 1-hour window as written before
+/// panes (carrying its total), a 1-hour window summed from panes (no payload).
+const MINUTE_TIMER: usize = 0;
+const LEGACY_HOUR_TIMER: usize = 1;
+const HOUR_TIMER: usize = 2;
 
 /// Window and lateness settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +72,14 @@ impl Default for AnalyticsConfig {
 /// One window shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowShape {
+    /// The window store the shape's totals are kept in (whole windows, or panes).
     pub store: &'static str,
     pub size_ms: i64,
     pub advance_ms: i64,
 }
 
-/// The two window shapes the aggregator keeps.
+/// The two window shapes the aggregator reports: 1-minute tumbling (kept whole in
+/// [`MINUTE_WINDOWS`]) and 1-hour hopping (summed from [`HOUR_PANES`]).
 pub const WINDOW_SHAPES: [WindowShape; 2] = [
     WindowShape {
         store: MINUTE_WINDOWS,
@@ -69,7 +87,7 @@ pub const WINDOW_SHAPES: [WindowShape; 2] = [
         advance_ms: 60_000,
     },
     WindowShape {
-        store: HOUR_WINDOWS,
+        store: HOUR_PANES,
         size_ms: 3_600_000,
         advance_ms: 600_000,
     },
@@ -412,6 +430,75 @@ fn push_decimal(out: &mut Vec<u8>, value: i64) {
     out.extend_from_slice(&digits[first..]);
 }
 
+/// `total` (none yet: zero) plus one fact.
+fn add_fact(
+    total: Option<WindowTotal>,
+    fact: &Fact,
+    key: &str,
+) -> Result<WindowTotal, ProcessError> {
+    let total = total.unwrap_or(WindowTotal {
+        count: 0,
+        amount: None,
+    });
+    combine(
+        total,
+        &WindowTotal {
+            count: fact.count,
+            amount: fact.amount,
+        },
+        key,
+    )
+}
+
+/// The sum of two totals of window `key`.
+fn combine(
+    mut total: WindowTotal,
+    more: &WindowTotal,
+    key: &str,
+) -> Result<WindowTotal, ProcessError> {
+    total.count += more.count;
+    total.amount = match (total.amount, more.amount) {
+        (Some(sum), Some(amount)) => Some(
+            sum.checked_add(amount)
+                .map_err(|error| ProcessError::invalid(format!("window {key}: {error}")))?,
+        ),
+        (None, amount) | (amount, None) => amount,
+    };
+    Ok(total)
+}
+
+/// The total a window timer carries. (Compact since the fourth session; a timer armed before
+/// carries JSON, which the compact codec reads too.)
+fn carried_total(payload: &[u8]) -> Result<WindowTotal, ProcessError> {
+    CompactCodec
+        .decode(payload)
+        .map_err(|error| ProcessError::invalid(format!("window timer payload: {error}")))
+}
+
+/// The sum of the panes of the hour window of `key` starting at `window_start` (`None` if it
+/// has none), and deletes its first pane, which no later window contains.
+fn take_hour_window(
+    context: &mut AggregateContext<'_>,
+    key: &String,
+    window_start: i64,
+) -> Result<Option<WindowTotal>, ProcessError> {
+    let hour = WINDOW_SHAPES[1];
+    let mut panes = context.window_store::<String, WindowTotal>(HOUR_PANES)?;
+    let mut total: Option<WindowTotal> = None;
+    let mut pane_start = window_start;
+    while pane_start < window_start + hour.size_ms {
+        if let Some(pane) = panes.get(key, pane_start)? {
+            total = Some(match total {
+                Some(total) => combine(total, &pane, key)?,
+                None => pane,
+            });
+        }
+        pane_start += hour.advance_ms;
+    }
+    panes.delete(key, window_start)?;
+    Ok(total)
+}
+
 /// Whether a fired window timer is left over from before window timers were fixed (an
 /// upgrade leaves each open window's old, moved timer beside the fixed one scheduled since):
 /// its total is not the one the store holds. A window the store no longer holds (expired by a
@@ -433,45 +520,59 @@ impl Processor for WindowAggregator {
     ) -> Result<(), ProcessError> {
         let fact = record.value;
         let stream_time = context.stream_time_ms();
+        let grace_ms = self.config.grace_ms;
         let mut timer_key = Vec::with_capacity(32 + record.key.len());
-        for (shape_index, shape) in WINDOW_SHAPES.iter().enumerate() {
-            // (window start, when it closes, its new total), scheduled once the store is let go.
-            let mut updated = Vec::with_capacity(6);
-            {
-                let mut windows = context.window_store::<String, WindowTotal>(shape.store)?;
-                for window_start in shape.windows_containing(fact.event_time) {
-                    let closes_at = window_start + shape.size_ms + self.config.grace_ms;
-                    if closes_at <= stream_time {
-                        continue; // later than the grace period: the window's result is out
-                    }
-                    let existing = windows.get(&record.key, window_start)?;
-                    let mut total = existing.unwrap_or(WindowTotal {
-                        count: 0,
-                        amount: None,
-                    });
-                    total.count += fact.count;
-                    total.amount = match (total.amount, fact.amount) {
-                        (Some(sum), Some(amount)) => {
-                            Some(sum.checked_add(amount).map_err(|error| {
-                                ProcessError::invalid(format!("window {}: {error}", record.key))
-                            })?)
-                        }
-                        (None, amount) | (amount, None) => amount,
-                    };
-                    windows.put(&record.key, window_start, &total)?;
-                    updated.push((window_start, closes_at, total));
-                }
-            }
-            for (window_start, closes_at, total) in updated {
-                // The timer carries the running total: the window store may expire the window
-                // (when a much later fact arrives first) before the timer fires in this batch.
-                // A window closes at a time fixed by its start, so its timer is a fixed one:
-                // rescheduling overwrites the same entry, one write instead of two.
-                let payload = CompactCodec
-                    .encode_to_vec(&total)
-                    .map_err(|error| ProcessError::invalid(format!("window total: {error}")))?;
-                write_timer_key(&mut timer_key, shape_index, window_start, &record.key);
-                context.schedule_fixed(TimerKind::StreamTime, &timer_key, closes_at, payload);
+
+        // The minute window, kept whole: its timer carries the running total, because the
+        // window store may expire the window (when a much later fact arrives first) before the
+        // timer fires in this batch. A window closes at a time fixed by its start, so its timer
+        // is a fixed one: rescheduling overwrites the same entry, one write instead of two.
+        let minute = WINDOW_SHAPES[0];
+        let minute_start = fact.event_time - fact.event_time.rem_euclid(minute.size_ms);
+        let minute_closes_at = minute_start + minute.size_ms + grace_ms;
+        if minute_closes_at > stream_time {
+            let mut windows = context.window_store::<String, WindowTotal>(MINUTE_WINDOWS)?;
+            let total = add_fact(windows.get(&record.key, minute_start)?, &fact, &record.key)?;
+            windows.put(&record.key, minute_start, &total)?;
+            let payload = CompactCodec
+                .encode_to_vec(&total)
+                .map_err(|error| ProcessError::invalid(format!("window total: {error}")))?;
+            write_timer_key(&mut timer_key, MINUTE_TIMER, minute_start, &record.key);
+            context.schedule_fixed(TimerKind::StreamTime, &timer_key, minute_closes_at, payload);
+        }
+
+        // The hour windows, through the fact's pane: when a pane is first written, every
+        // still-open window containing it gets its (fixed, payload-free) timer.
+        let hour = WINDOW_SHAPES[1];
+        let open: Vec<i64> = hour
+            .windows_containing(fact.event_time)
+            .into_iter()
+            .filter(|start| start + hour.size_ms + grace_ms > stream_time)
+            .collect();
+        if open.is_empty() {
+            return Ok(()); // later than the grace period of every window it falls in
+        }
+        let pane_start = fact.event_time - fact.event_time.rem_euclid(hour.advance_ms);
+        let first_in_pane = {
+            let mut panes = context.window_store::<String, WindowTotal>(HOUR_PANES)?;
+            let existing = panes.get(&record.key, pane_start)?;
+            let first = existing.is_none();
+            panes.put(
+                &record.key,
+                pane_start,
+                &add_fact(existing, &fact, &record.key)?,
+            )?;
+            first
+        };
+        if first_in_pane {
+            for window_start in open {
+                write_timer_key(&mut timer_key, HOUR_TIMER, window_start, &record.key);
+                context.schedule_fixed(
+                    TimerKind::StreamTime,
+                    &timer_key,
+                    window_start + hour.size_ms + grace_ms,
+                    Vec::new(),
+                );
             }
         }
         Ok(())
@@ -498,21 +599,47 @@ impl Processor for WindowAggregator {
         let window_start: i64 = window_start
             .parse()
             .map_err(|_| ProcessError::invalid("window start"))?;
-        let shape = WINDOW_SHAPES
-            .get(shape_index)
-            .ok_or_else(|| ProcessError::invalid(format!("unknown window shape {shape_index}")))?;
         let fact_key = fact_key.to_string();
-        // Compact since this session; a timer armed before still carries JSON, which the
-        // compact codec reads too.
-        let total: WindowTotal = CompactCodec
-            .decode(&timer.payload)
-            .map_err(|error| ProcessError::invalid(format!("window timer payload: {error}")))?;
-        let stored = context
-            .window_store::<String, WindowTotal>(shape.store)?
-            .get(&fact_key, window_start)?;
-        if superseded(stored.as_ref(), &total) {
-            return Ok(());
-        }
+        let (shape, total) = match shape_index {
+            MINUTE_TIMER => {
+                let shape = WINDOW_SHAPES[0];
+                let total = carried_total(&timer.payload)?;
+                let stored = context
+                    .window_store::<String, WindowTotal>(MINUTE_WINDOWS)?
+                    .get(&fact_key, window_start)?;
+                if superseded(stored.as_ref(), &total) {
+                    return Ok(());
+                }
+                (shape, Some(total))
+            }
+            HOUR_TIMER => {
+                let shape = WINDOW_SHAPES[1];
+                (shape, take_hour_window(context, &fact_key, window_start)?)
+            }
+            // Armed before panes: its payload is the window's total up to then; the panes hold
+            // what came after, and the pane timer of the same window, if any, is not needed.
+            LEGACY_HOUR_TIMER => {
+                let shape = WINDOW_SHAPES[1];
+                let carried = carried_total(&timer.payload)?;
+                let since = take_hour_window(context, &fact_key, window_start)?;
+                let mut pane_timer = Vec::new();
+                write_timer_key(&mut pane_timer, HOUR_TIMER, window_start, &fact_key);
+                context.cancel_fixed_timer(TimerKind::StreamTime, &pane_timer, timer.due_ms);
+                let total = match since {
+                    Some(since) => combine(carried, &since, &fact_key)?,
+                    None => carried,
+                };
+                (shape, Some(total))
+            }
+            other => {
+                return Err(ProcessError::invalid(format!(
+                    "unknown window shape {other}"
+                )));
+            }
+        };
+        let Some(total) = total else {
+            return Ok(()); // no pane left: nothing to report
+        };
         let (metric_name, dimension) = fact_key
             .split_once('|')
             .unwrap_or((fact_key.as_str(), "all"));

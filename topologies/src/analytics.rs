@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use orderflow_processors::analytics::{
     AnalyticsConfig, AnalyticsInput, CONFIRMED_ORDERS_STORE, CategorizedLine, FACTS_TOPIC, Fact,
-    FactExtractor, ORDER_LINES_STORE, WINDOW_SHAPES, WindowAggregator, WindowTotal,
+    FactExtractor, HOUR_PANES, MINUTE_WINDOWS, ORDER_LINES_STORE, PANE_RETENTION_MS, WINDOW_SHAPES,
+    WindowAggregator, WindowTotal,
 };
 use orderflow_processors::export::JsonLinesExport;
 use orderflow_processors::wire::{EnvelopeSource, envelope_serde};
@@ -90,14 +91,19 @@ pub fn topology(options: &AnalyticsOptions) -> Result<Topology, TopologyError> {
         move || WindowAggregator::new(config.clone()),
         &window_stores,
     );
-    for shape in WINDOW_SHAPES {
-        builder.add_window_store::<String, WindowTotal>(
-            shape.store,
-            WindowRetention::new(shape.retention_ms(options.config.grace_ms)),
+    builder
+        .add_window_store::<String, WindowTotal>(
+            MINUTE_WINDOWS,
+            WindowRetention::new(WINDOW_SHAPES[0].retention_ms(options.config.grace_ms)),
+            StringCodec,
+            CompactCodec,
+        )
+        .add_window_store::<String, WindowTotal>(
+            HOUR_PANES,
+            WindowRetention::new(PANE_RETENTION_MS),
             StringCodec,
             CompactCodec,
         );
-    }
     builder.add_sink(
         "aggregates-sink",
         &["windows"],

@@ -258,3 +258,68 @@ fn refunds_reduce_revenue_only_for_orders_that_were_confirmed() {
         .unwrap();
     assert_eq!(revenue.amount, Some(usd(0)));
 }
+
+#[test]
+fn hour_windows_sum_their_panes_and_each_is_reported_once() {
+    let options = AnalyticsOptions::default();
+    let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
+    // BASE is an hour boundary. Confirmations at 5, 25, 55 and 61 minutes, each processed
+    // before the next arrives (records of different partitions would otherwise be taken in
+    // any order, and a fact behind stream time by more than the grace misses closed windows).
+    for (minutes, amount) in [(5, 100), (25, 200), (55, 400), (61, 1)] {
+        pipe(&driver, "order-events", confirmed(amount), minutes * 60);
+        driver.run_until_idle().unwrap();
+    }
+    // Every window containing 5 minutes closed at 1 h 0 min 30 s at the latest: too late.
+    pipe(&driver, "order-events", confirmed(9_999), 5 * 60);
+    driver.run_until_idle().unwrap();
+    // Three hours in: every window containing the facts above has closed.
+    pipe(&driver, "order-events", confirmed(1), 3 * 3600);
+    driver.run_until_idle().unwrap();
+
+    let hours: Vec<WindowAggregate> = driver
+        .read(
+            "analytics-aggregates",
+            &envelope_serde::<AnalyticsAggregate>(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|record| match record.value.payload {
+            AnalyticsAggregate::WindowAggregate(aggregate) => aggregate,
+        })
+        .filter(|aggregate| aggregate.window_key.contains("/60m/"))
+        .collect();
+    let reported = |key_prefix: &str, start_minutes: i64| -> Vec<&WindowAggregate> {
+        let key = format!("{key_prefix}/60m/{}", BASE + start_minutes * 60_000);
+        hours
+            .iter()
+            .filter(|aggregate| aggregate.window_key == key)
+            .collect()
+    };
+    // (window start in minutes, confirmations, revenue): a window holds the facts of its six
+    // panes, and only those; each is reported once, final.
+    for (start, count, amount) in [
+        (-50, 1, 100),
+        (-40, 1, 100),
+        (-30, 2, 300),
+        (-20, 2, 300),
+        (-10, 2, 300),
+        (0, 3, 700),
+        (10, 3, 601),
+        (20, 3, 601),
+        (30, 2, 401),
+        (40, 2, 401),
+        (50, 2, 401),
+        (60, 1, 1),
+    ] {
+        let confirmations = reported("orders_confirmed/all", start);
+        assert_eq!(confirmations.len(), 1, "window {start}: {confirmations:#?}");
+        assert_eq!(confirmations[0].count, count, "window {start}");
+        assert!(confirmations[0].is_final);
+        let revenue = reported("revenue/USD", start);
+        assert_eq!(revenue.len(), 1, "window {start}: {revenue:#?}");
+        assert_eq!(revenue[0].amount, Some(usd(amount)), "window {start}");
+    }
+    // The windows around three hours are still open.
+    assert!(reported("orders_confirmed/all", 180).is_empty());
+}
