@@ -103,7 +103,7 @@ impl ApiMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP orderflow_order_latency_seconds From POST /orders to the order's outcome."
+            "# HELP orderflow_order_latency_seconds From POST /orders to the order's outcome: the saga's decision (confirmed, rejected, cancelled, payment_failed) or the end of its lifecycle (delivered)."
         );
         let _ = writeln!(out, "# TYPE orderflow_order_latency_seconds histogram");
         for (outcome, histogram) in self
@@ -126,9 +126,34 @@ impl ApiMetrics {
     }
 }
 
-/// The route template of a path, so label values stay few: ids become placeholders.
+/// The API's path templates, from the committed OpenAPI document (which a test keeps equal to
+/// the code), as segments: `None` for a parameter.
+static API_TEMPLATES: std::sync::LazyLock<Vec<Vec<Option<String>>>> =
+    std::sync::LazyLock::new(|| {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).unwrap_or_default();
+        document["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|paths| paths.keys())
+            .filter(|path| path.starts_with("/api/v1/"))
+            .map(|path| {
+                path.split('/')
+                    .filter(|segment| !segment.is_empty())
+                    .map(|segment| {
+                        (!(segment.starts_with('{') && segment.ends_with('}')))
+                            .then(|| segment.to_string())
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+
+/// The route template of a path, so label values stay few: ids become `{id}`, and a path that
+/// is no route of the API is `other` (a client probing random paths must not grow the metrics
+/// without bound).
 pub fn route_template(path: &str) -> String {
-    let Some(rest) = path.strip_prefix("/api/v1") else {
+    if !path.starts_with("/api/v1/") {
         return match path {
             "/health/live" | "/health/ready" | "/metrics" | "/api-docs" | "/swagger-ui.html" => {
                 path.to_string()
@@ -136,17 +161,32 @@ pub fn route_template(path: &str) -> String {
             _ if path.starts_with("/swagger-ui") => "/swagger-ui".to_string(),
             _ => "other".to_string(),
         };
-    };
-    let mut template = String::from("/api/v1");
-    let mut previous = "";
-    for segment in rest.split('/').filter(|segment| !segment.is_empty()) {
-        let is_parameter = matches!(previous, "orders" | "products" | "inventory" | "coupons")
-            && !matches!(segment, "low-stock");
-        template.push('/');
-        template.push_str(if is_parameter { "{id}" } else { segment });
-        previous = segment;
     }
-    template
+    let segments: Vec<&str> = path
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    let matches = |template: &&Vec<Option<String>>| {
+        template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(expected, segment)| {
+                expected
+                    .as_deref()
+                    .is_none_or(|literal| literal == *segment)
+            })
+    };
+    // A literal beats a parameter where both match (`/inventory/low-stock`, not `/{sku}`).
+    let best = API_TEMPLATES
+        .iter()
+        .filter(matches)
+        .max_by_key(|template| template.iter().filter(|segment| segment.is_some()).count());
+    match best {
+        Some(template) => template.iter().fold(String::new(), |mut out, segment| {
+            out.push('/');
+            out.push_str(segment.as_deref().unwrap_or("{id}"));
+            out
+        }),
+        None => "other".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +208,15 @@ mod tests {
             "/api/v1/products/{id}/price"
         );
         assert_eq!(route_template("/random/path"), "other");
+        // Paths under the API that are no route of it share one label.
+        assert_eq!(route_template("/api/v1/orders/x/y/z"), "other");
+        assert_eq!(route_template("/api/v1/nonsense-1"), "other");
+        assert_eq!(route_template("/api/v1/nonsense-2"), "other");
+        assert_eq!(route_template("/api/v1/orders"), "/api/v1/orders");
+        assert_eq!(
+            route_template("/api/v1/me/notifications"),
+            "/api/v1/me/notifications"
+        );
     }
 
     #[test]

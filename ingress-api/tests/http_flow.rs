@@ -128,7 +128,9 @@ async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
     let mut metrics = harness.get("/metrics", None).await;
     for _ in 0..100 {
         let text = metrics.body.as_str().unwrap();
-        if text.contains("orderflow_order_latency_seconds_count{outcome=\"confirmed\"} 1") {
+        if text.contains("orderflow_order_latency_seconds_count{outcome=\"confirmed\"} 1")
+            && text.contains("orderflow_order_latency_seconds_count{outcome=\"delivered\"} 1")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -141,6 +143,8 @@ async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
     );
     assert!(text.contains("orderflow_order_events_total{type=\"confirmed\"}"));
     assert!(text.contains("orderflow_order_latency_seconds_count{outcome=\"confirmed\"} 1"));
+    // And to the end of its lifecycle.
+    assert!(text.contains("orderflow_order_latency_seconds_count{outcome=\"delivered\"} 1"));
     assert!(text.contains("orderflow_task_records_in_total"));
     let ready = harness.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
@@ -180,6 +184,25 @@ async fn out_of_stock_and_declined_payments_end_the_order() {
         .settled(&token, declined.body["order_id"].as_str().unwrap())
         .await;
     assert_eq!(order["status"], "PAYMENT_FAILED", "{order}");
+    // Both endings are timed from their POST, like a confirmation.
+    let timed =
+        |outcome: &str| format!("orderflow_order_latency_seconds_count{{outcome=\"{outcome}\"}} 1");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = harness
+            .get("/metrics", None)
+            .await
+            .body
+            .as_str()
+            .unwrap()
+            .to_string();
+        if metrics.contains(&timed("payment_failed")) && metrics.contains(&timed("rejected")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(metrics.contains(&timed("payment_failed")), "{metrics}");
+    assert!(metrics.contains(&timed("rejected")), "{metrics}");
     // Nothing stays reserved.
     assert!(
         harness

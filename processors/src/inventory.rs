@@ -103,10 +103,12 @@ impl InventoryProcessor {
     ) -> Result<StockLevel, ProcessError> {
         let threshold = Self::low_stock_threshold(context, sku)?;
         let available = level.available();
-        let crossed_down = threshold > 0 && available < threshold && !level.low;
+        // Low means at or below the threshold (as the catalog and the API say); a threshold
+        // of 0 turns the alert off.
+        let crossed_down = threshold > 0 && available <= threshold && !level.low;
         if crossed_down {
             level.low = true;
-        } else if available >= threshold {
+        } else if available > threshold {
             level.low = false;
         }
         context

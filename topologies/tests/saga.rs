@@ -313,6 +313,11 @@ fn stock_low_is_emitted_once_per_crossing() {
         2,
         "back above, then below again: a second crossing"
     );
+    // Low means at or below: landing exactly on the threshold is a crossing too.
+    shop.add_product("GADGET", 100, 6, 4);
+    shop.place(user(), &[("GADGET", 2)], "tok_visa", None);
+    shop.run();
+    assert_eq!(lows(&shop), 3, "6 -> 4 reaches the threshold of 4");
 }
 
 #[test]

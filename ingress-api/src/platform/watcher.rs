@@ -172,11 +172,15 @@ fn observe(metrics: &ApiMetrics, order_key: &str, event: &OrderEvent, now_ms: i6
         OrderEvent::TransitionRefused(_) => "transition_refused",
     };
     metrics.count_order_event(outcome);
+    // The saga's decision (confirmed, or one of the terminal failures) and the end of the
+    // lifecycle (delivered), each timed from the POST (the time in the order's UUIDv7 id).
     if matches!(
         event,
         OrderEvent::OrderConfirmed(_)
             | OrderEvent::OrderRejected(_)
             | OrderEvent::OrderCancelled(_)
+            | OrderEvent::OrderPaymentFailed(_)
+            | OrderEvent::OrderDelivered(_)
     ) && let Ok(order_id) = order_key.parse::<OrderId>()
     {
         let elapsed_ms = (now_ms - order_id.unix_millis()).max(0) as u64;
