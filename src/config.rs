@@ -12,6 +12,8 @@ use orderflow_runtime::RuntimeConfig;
 use orderflow_state_stores::StorageConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::platform_config::{DomainConfig, NotificationsConfig, PaymentsConfig};
+
 /// Everything `orderflow` can be configured with. See `deploy/orderflow.example.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -28,6 +30,26 @@ pub struct Config {
     pub maintenance_interval_ms: u64,
     /// The HTTP API.
     pub api: orderflow_ingress_api::ApiConfig,
+    /// The order saga: pricing (tax rates by region, shipping), reservation TTL, deadlines.
+    pub saga: orderflow_processors::order_saga::SagaConfig,
+    /// The payment provider and the retries of a charge.
+    pub payments: PaymentsConfig,
+    /// How notifications are delivered.
+    pub notifications: NotificationsConfig,
+    /// Windowed analytics.
+    pub analytics: orderflow_processors::analytics::AnalyticsConfig,
+}
+
+impl Config {
+    /// The domain's sections together.
+    pub fn domain(&self) -> DomainConfig {
+        DomainConfig {
+            saga: self.saga.clone(),
+            payments: self.payments.clone(),
+            notifications: self.notifications.clone(),
+            analytics: self.analytics.clone(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -39,6 +61,10 @@ impl Default for Config {
             storage: StorageConfig::default(),
             maintenance_interval_ms: 60_000,
             api: orderflow_ingress_api::ApiConfig::default(),
+            saga: Default::default(),
+            payments: PaymentsConfig::default(),
+            notifications: NotificationsConfig::default(),
+            analytics: Default::default(),
         }
     }
 }
@@ -105,6 +131,7 @@ pub fn load(
     if config.storage.worker_threads == 0 {
         bail!("invalid configuration: field `storage.worker-threads`: must be at least 1");
     }
+    config.domain().validate()?;
     Ok(config)
 }
 

@@ -4,6 +4,7 @@
 mod allocator;
 mod commands;
 mod config;
+mod platform_config;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! Notifiers against real servers: an SMTP server (aiosmtpd, installed by `scripts/test`) and an
 //! HTTP receiver that checks the webhook signature.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -54,14 +56,6 @@ fn result_of(record: Option<orderflow_runtime::LogRecord>) -> NotificationEvent 
         .payload
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct SmtpServer {
     child: Child,
     port: u16,
@@ -77,7 +71,7 @@ impl Drop for SmtpServer {
 
 fn start_smtp_server() -> SmtpServer {
     let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let child = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -140,7 +134,8 @@ fn e_mails_are_delivered_over_smtp_and_failures_recorded() {
     );
 
     // Nobody listens: retried, then recorded as failed.
-    let unreachable = SmtpNotifier::new("127.0.0.1", free_port(), "shop@example.com").unwrap();
+    let unreachable =
+        SmtpNotifier::new("127.0.0.1", support::free_port(), "shop@example.com").unwrap();
     let effect = NotificationEffect::new(unreachable, 2, Duration::from_millis(10));
     let failed = result_of(
         effect

@@ -4,9 +4,7 @@
 //! `requires_payment_method`: so a charge it accepted maps to a decline with that code, while a
 //! request it rejected would map to `invalid_request_error`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
 use orderflow_processors::adapters::stripe::{StripeConfig, StripeProvider};
 use orderflow_processors::payment::{
@@ -16,56 +14,6 @@ use orderflow_processors::wire::Origin;
 use orderflow_schemas::currency::Currency;
 use orderflow_schemas::ids::{CorrelationId, OrderId, PaymentId};
 use orderflow_schemas::money::Money;
-
-struct StripeMock {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for StripeMock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stripe_mock_binary() -> String {
-    if let Ok(binary) = std::env::var("STRIPE_MOCK_BIN") {
-        return binary;
-    }
-    let in_go_bin =
-        std::path::Path::new(&std::env::var("HOME").unwrap_or_default()).join("go/bin/stripe-mock");
-    if in_go_bin.exists() {
-        return in_go_bin.display().to_string();
-    }
-    "stripe-mock".to_string()
-}
-
-fn start_stripe_mock() -> StripeMock {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = stripe_mock_binary();
-    let child = Command::new(&binary)
-        .args(["-http-port", &port.to_string(), "-https-port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("cannot start stripe-mock ({binary}): {error}; install it with `go install github.com/stripe/stripe-mock@latest` (scripts/test does)")
-        });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "stripe-mock did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    StripeMock { child, port }
-}
 
 fn provider(port: u16) -> StripeProvider {
     StripeProvider::new(StripeConfig {
@@ -95,7 +43,7 @@ fn request(operation: ProviderOperation, reference: Option<&str>) -> ProviderReq
 
 #[test]
 fn charges_and_refunds_go_through_the_stripe_api_shape() {
-    let mock = start_stripe_mock();
+    let mock = support::start_stripe_mock();
     let stripe = provider(mock.port);
     // stripe-mock accepted both the create and the confirm call (a rejected request would be an
     // invalid_request_error); its fixture status is requires_payment_method.
@@ -121,11 +69,7 @@ fn charges_and_refunds_go_through_the_stripe_api_shape() {
 
 #[test]
 fn an_unreachable_provider_is_a_transient_failure() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let outcome = provider(port).charge(&request(ProviderOperation::Charge, None));
     assert!(
         matches!(outcome, ProviderOutcome::Transient { .. }),

@@ -85,6 +85,8 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     api_config
         .validate()
         .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let domain = config.domain();
+    domain.validate()?;
     let log = open_embedded_log(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let topologies = Arc::new(
@@ -94,7 +96,13 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             &PlatformOptions {
                 runtime: config.runtime.clone(),
                 analytics_export: Some(config.data_dir.join("analytics")),
-                fulfillment: FulfillmentOptionsShared::default(),
+                fulfillment: FulfillmentOptionsShared {
+                    provider: domain.provider(),
+                    saga: Arc::new(domain.saga.clone()),
+                    payment: Arc::new(domain.payments.retries.clone()),
+                },
+                notification_delivery: domain.delivery()?,
+                analytics: Arc::new(domain.analytics.clone()),
             },
         )
         .context("starting the topologies")?,

@@ -8,20 +8,38 @@ use std::time::{Duration, Instant};
 use orderflow_processors::analytics::AnalyticsConfig;
 use orderflow_processors::payment::{PaymentProvider, SimulatedProvider};
 use orderflow_runtime::{
-    Clock, LogBackend, MetricsRegistry, RunningApp, RuntimeConfig, RuntimeError, StoreReader,
+    Clock, EffectHandler, LogBackend, MetricsRegistry, RunningApp, RuntimeConfig, RuntimeError,
+    StoreReader,
 };
 use orderflow_topologies::analytics::AnalyticsOptions;
 use orderflow_topologies::fulfillment::FulfillmentOptions;
 use orderflow_topologies::notifications::NotificationsOptions;
 
 /// What varies between deployments and tests.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct PlatformOptions {
     /// Runtime settings; each topology gets `application-id` `<prefix>-<topology>`.
     pub runtime: RuntimeConfig,
     /// Where analytics JSON-lines exports go (none: no export).
     pub analytics_export: Option<PathBuf>,
     pub fulfillment: FulfillmentOptionsShared,
+    /// Notification delivery (SMTP, webhook) run as an effect; `None`: the outbox delivers.
+    pub notification_delivery: Option<Arc<dyn EffectHandler>>,
+    /// Window lateness.
+    pub analytics: Arc<AnalyticsConfig>,
+}
+
+impl std::fmt::Debug for PlatformOptions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PlatformOptions")
+            .field("runtime", &self.runtime)
+            .field("analytics_export", &self.analytics_export)
+            .field("fulfillment", &self.fulfillment)
+            .field("external_delivery", &self.notification_delivery.is_some())
+            .field("analytics", &self.analytics)
+            .finish()
+    }
 }
 
 /// The fulfillment options, cloneable.
@@ -82,12 +100,14 @@ impl Topologies {
             ),
             (
                 "notifications",
-                orderflow_topologies::notifications::topology(&NotificationsOptions::default())?,
+                orderflow_topologies::notifications::topology(&NotificationsOptions {
+                    delivery: options.notification_delivery.clone(),
+                })?,
             ),
             (
                 "analytics",
                 orderflow_topologies::analytics::topology(&AnalyticsOptions {
-                    config: Arc::new(AnalyticsConfig::default()),
+                    config: options.analytics.clone(),
                     export_directory: options.analytics_export.clone(),
                     export_file_bytes: 0,
                 })?,

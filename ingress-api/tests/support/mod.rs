@@ -85,8 +85,8 @@ impl Harness {
                 Arc::new(clock.clone()),
                 &PlatformOptions {
                     runtime,
-                    analytics_export: None,
                     fulfillment,
+                    ..PlatformOptions::default()
                 },
             )
             .unwrap(),
