@@ -494,6 +494,124 @@ async fn an_expired_key_is_free_again_and_the_sweep_deletes_it() {
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coupons_are_created_read_listed_applied_and_discontinued() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "CUP", 2_000, 10).await;
+    let (token, _, _) = harness.customer("ivy@example.com").await;
+    let now = harness.clock_now();
+    let coupon = json!({"code": "SAVE10", "kind": "percentage", "basis_points": 1000,
+                        "valid_from_ms": now - 1_000, "valid_until_ms": now + 86_400_000});
+    harness
+        .post("/api/v1/coupons", Some(&token), coupon.clone())
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    let created = harness.post("/api/v1/coupons", Some(&admin), coupon).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    assert_eq!(created.header("Location"), Some("/api/v1/coupons/SAVE10"));
+    let position = created.body["position"].as_str().unwrap();
+    let read = harness
+        .get(
+            &format!("/api/v1/coupons/SAVE10?position={position}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["basis_points"], 1000);
+    assert_eq!(read.body["active"], true);
+    assert_eq!(read.body["coupon_id"], created.body["coupon_id"]);
+    let listed = harness.get("/api/v1/coupons", Some(&admin)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["items"][0]["code"], "SAVE10", "{}", listed.body);
+    harness
+        .get("/api/v1/coupons", Some(&token))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    harness
+        .get("/api/v1/coupons/NOPE", Some(&admin))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    harness
+        .post("/api/v1/coupons/NOPE/discontinue", Some(&admin), json!({}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+
+    // It discounts an order: 10% of 20.00.
+    assert!(
+        harness
+            .topologies
+            .wait_until_idle(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let mut body = order_body(json!([{"sku": "CUP", "quantity": 1}]), "tok_visa");
+    body["coupon_code"] = json!("SAVE10");
+    let placed = harness
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(body.clone()),
+            &[("Idempotency-Key", "c1")],
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::ACCEPTED, "{}", placed.body);
+    let order = harness
+        .settled(&token, placed.body["order_id"].as_str().unwrap())
+        .await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    assert_eq!(order["totals"]["discount"]["amount_minor"], 200, "{order}");
+
+    // Discontinued, it applies no more; the order it discounted keeps its discount.
+    let stopped = harness
+        .post(
+            "/api/v1/coupons/SAVE10/discontinue",
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(stopped.status, StatusCode::ACCEPTED, "{}", stopped.body);
+    let position = stopped.body["position"].as_str().unwrap();
+    let read = harness
+        .get(
+            &format!("/api/v1/coupons/SAVE10?position={position}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(read.body["active"], false, "{}", read.body);
+    assert!(read.body["valid_until_ms"].as_i64().unwrap() <= harness.clock_now());
+    assert!(
+        harness
+            .topologies
+            .wait_until_idle(std::time::Duration::from_secs(10))
+            .unwrap()
+    );
+    let refused = harness
+        .call(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(body),
+            &[("Idempotency-Key", "c2")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::ACCEPTED, "{}", refused.body);
+    let refused = harness
+        .settled(&token, refused.body["order_id"].as_str().unwrap())
+        .await;
+    assert_eq!(refused["status"], "REJECTED", "{refused}");
+    let first = harness
+        .get(
+            &format!(
+                "/api/v1/orders/{}",
+                placed.body["order_id"].as_str().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(first.body["totals"]["discount"]["amount_minor"], 200);
+}
+
 impl Harness {
     fn clock_now(&self) -> i64 {
         use orderflow_runtime::Clock;

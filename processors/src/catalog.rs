@@ -13,6 +13,9 @@ use crate::wire::Origin;
 
 /// Store of the catalog processor: sku -> product.
 pub const PRODUCT_STORE: &str = "catalog-products";
+/// Store of the catalog processor: `coupon:<code>` (the command's key) -> the coupon's current
+/// definition, for the admin API.
+pub const COUPON_STORE: &str = "catalog-coupons";
 /// Global table of products (sku -> product), fed by catalog-events.
 pub const PRODUCTS_TABLE: &str = "products";
 /// Global table of coupons (code -> coupon), fed by catalog-events.
@@ -40,15 +43,17 @@ impl Processor for CatalogProcessor {
             match record.value.payload {
                 CatalogCommand::UpsertProduct(upsert) => {
                     let existing = products.get(&upsert.sku.to_string())?;
+                    // Discontinuing is final: an upsert does not bring a product back (and a
+                    // discontinued product is never active, which its event's schema checks).
+                    let discontinued = existing.is_some_and(|product| product.discontinued);
                     let product = Product {
                         sku: upsert.sku.clone(),
                         name: upsert.name,
                         description: upsert.description,
                         category: upsert.category,
                         price: upsert.price,
-                        active: upsert.active,
-                        // Discontinuing is final: an upsert does not bring a product back.
-                        discontinued: existing.is_some_and(|product| product.discontinued),
+                        active: upsert.active && !discontinued,
+                        discontinued,
                         low_stock_threshold: upsert.low_stock_threshold,
                     };
                     products.put(&product.sku.to_string(), &product)?;
@@ -96,14 +101,18 @@ impl Processor for CatalogProcessor {
                     })
                 }
                 CatalogCommand::UpsertCoupon(coupon) => {
-                    CatalogEvent::CouponUpserted(CouponUpserted {
+                    let upserted = CouponUpserted {
                         coupon_id: coupon.coupon_id,
                         code: coupon.code,
                         kind: coupon.kind,
                         valid_from: coupon.valid_from,
                         valid_until: coupon.valid_until,
                         minimum_basket: coupon.minimum_basket,
-                    })
+                    };
+                    context
+                        .key_value_store::<String, CouponUpserted>(COUPON_STORE)?
+                        .put(&coupon_store_key(&upserted.code), &upserted)?;
+                    CatalogEvent::CouponUpserted(upserted)
                 }
             }
         };
@@ -114,6 +123,12 @@ impl Processor for CatalogProcessor {
         ));
         Ok(())
     }
+}
+
+/// The key of a coupon in [`COUPON_STORE`]: the key its commands carry, so the coupon lives in
+/// the partition that processes them.
+pub fn coupon_store_key(code: &orderflow_schemas::codes::CouponCode) -> String {
+    format!("{}{code}", orderflow_schemas::catalog::COUPON_KEY_PREFIX)
 }
 
 /// The `products` global table's projection of a catalog event.

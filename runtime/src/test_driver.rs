@@ -351,6 +351,19 @@ impl TopologyTestDriver {
         timer_key: &[u8],
         due_ms: i64,
     ) -> Result<(), RuntimeError> {
+        self.put_indexed_timer_carrying(node, record_key, kind, timer_key, due_ms, Vec::new())
+    }
+
+    /// [`Self::put_indexed_timer`] with a payload.
+    pub fn put_indexed_timer_carrying(
+        &self,
+        node: &str,
+        record_key: &[u8],
+        kind: crate::timers::TimerKind,
+        timer_key: &[u8],
+        due_ms: i64,
+        payload: Vec<u8>,
+    ) -> Result<(), RuntimeError> {
         let sub_topology = self
             .topology
             .nodes
@@ -370,7 +383,7 @@ impl TopologyTestDriver {
         ))?;
         let mut batch = orderflow_state_stores::WriteBatch::new();
         for (key, value) in
-            crate::timers::indexed_entries(&prefix, kind, node, timer_key, due_ms, Vec::new())
+            crate::timers::indexed_entries(&prefix, kind, node, timer_key, due_ms, payload)
         {
             batch.put(&space, key, value);
         }

@@ -1,11 +1,11 @@
 //! The catalog topology: admin catalog commands to catalog events (snapshots per sku/coupon).
 
-use orderflow_processors::catalog::{CatalogProcessor, PRODUCT_STORE};
+use orderflow_processors::catalog::{COUPON_STORE, CatalogProcessor, PRODUCT_STORE};
 use orderflow_processors::wire::envelope_serde;
 use orderflow_runtime::{Topology, TopologyBuilder, TopologyError};
 use orderflow_schemas::catalog::{CATALOG_COMMANDS, CATALOG_EVENTS};
 use orderflow_schemas::messages::catalog_commands::CatalogCommand;
-use orderflow_schemas::messages::catalog_events::{CatalogEvent, Product};
+use orderflow_schemas::messages::catalog_events::{CatalogEvent, CouponUpserted, Product};
 use orderflow_state_stores::{JsonCodec, StringCodec};
 
 use crate::catalog_topic;
@@ -25,9 +25,10 @@ pub fn topology() -> Result<Topology, TopologyError> {
             "catalog",
             &["catalog-commands"],
             || CatalogProcessor,
-            &[PRODUCT_STORE],
+            &[PRODUCT_STORE, COUPON_STORE],
         )
         .add_key_value_store::<String, Product>(PRODUCT_STORE, StringCodec, JsonCodec)
+        .add_key_value_store::<String, CouponUpserted>(COUPON_STORE, StringCodec, JsonCodec)
         .add_sink(
             "catalog-events-sink",
             &["catalog"],

@@ -80,7 +80,8 @@ fn failed() -> PaymentEvent {
     })
 }
 
-fn minute_aggregates(driver: &mut TopologyTestDriver) -> Vec<WindowAggregate> {
+/// The window aggregates reported so far whose key contains `part`.
+fn aggregates_matching(driver: &mut TopologyTestDriver, part: &str) -> Vec<WindowAggregate> {
     driver
         .read(
             "analytics-aggregates",
@@ -91,8 +92,12 @@ fn minute_aggregates(driver: &mut TopologyTestDriver) -> Vec<WindowAggregate> {
         .map(|record| match record.value.payload {
             AnalyticsAggregate::WindowAggregate(aggregate) => aggregate,
         })
-        .filter(|aggregate| aggregate.window_key.contains("/1m/"))
+        .filter(|aggregate| aggregate.window_key.contains(part))
         .collect()
+}
+
+fn minute_aggregates(driver: &mut TopologyTestDriver) -> Vec<WindowAggregate> {
+    aggregates_matching(driver, "/1m/")
 }
 
 #[test]
@@ -277,18 +282,7 @@ fn hour_windows_sum_their_panes_and_each_is_reported_once() {
     pipe(&driver, "order-events", confirmed(1), 3 * 3600);
     driver.run_until_idle().unwrap();
 
-    let hours: Vec<WindowAggregate> = driver
-        .read(
-            "analytics-aggregates",
-            &envelope_serde::<AnalyticsAggregate>(),
-        )
-        .unwrap()
-        .into_iter()
-        .map(|record| match record.value.payload {
-            AnalyticsAggregate::WindowAggregate(aggregate) => aggregate,
-        })
-        .filter(|aggregate| aggregate.window_key.contains("/60m/"))
-        .collect();
+    let hours = aggregates_matching(&mut driver, "/60m/");
     let reported = |key_prefix: &str, start_minutes: i64| -> Vec<&WindowAggregate> {
         let key = format!("{key_prefix}/60m/{}", BASE + start_minutes * 60_000);
         hours
@@ -322,4 +316,39 @@ fn hour_windows_sum_their_panes_and_each_is_reported_once() {
     }
     // The windows around three hours are still open.
     assert!(reported("orders_confirmed/all", 180).is_empty());
+}
+
+#[test]
+fn an_hour_window_armed_before_panes_reports_its_carried_total_plus_what_came_after() {
+    use orderflow_processors::analytics::WindowTotal;
+    use orderflow_state_stores::{Codec, CompactCodec};
+    let options = AnalyticsOptions::default();
+    let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
+    // An older build left the hour window starting at BASE with 5 confirmations in its timer
+    // (an indexed timer carrying the running total), and nothing in the panes.
+    let fact_key = "orders_confirmed|all";
+    let carried = CompactCodec
+        .encode_to_vec(&WindowTotal {
+            count: 5,
+            amount: None,
+        })
+        .unwrap();
+    driver
+        .put_indexed_timer_carrying(
+            "windows",
+            fact_key.as_bytes(),
+            orderflow_runtime::TimerKind::StreamTime,
+            format!("1|{BASE}|{fact_key}").as_bytes(),
+            BASE + 3_600_000 + 30_000,
+            carried,
+        )
+        .unwrap();
+    // Since the upgrade: one more confirmation in that window, then stream time moves on.
+    pipe(&driver, "order-events", confirmed(100), 25 * 60);
+    driver.run_until_idle().unwrap();
+    pipe(&driver, "order-events", confirmed(100), 3 * 3600);
+    driver.run_until_idle().unwrap();
+    let reports = aggregates_matching(&mut driver, &format!("orders_confirmed/all/60m/{BASE}"));
+    assert_eq!(reports.len(), 1, "reported once: {reports:#?}");
+    assert_eq!(reports[0].count, 6, "5 carried and 1 since");
 }

@@ -4,14 +4,14 @@
 use crate::api::text::Text;
 use std::sync::Arc;
 
-use orderflow_processors::catalog::PRODUCT_STORE;
+use orderflow_processors::catalog::{COUPON_STORE, PRODUCT_STORE, coupon_store_key};
 use orderflow_schemas::catalog::CATALOG_COMMANDS;
 use orderflow_schemas::codes::{CouponCode, Sku};
 use orderflow_schemas::ids::CouponId;
 use orderflow_schemas::messages::catalog_commands::{
     CatalogCommand, ChangePrice, CouponKind, Discontinue, UpsertCoupon, UpsertProduct,
 };
-use orderflow_schemas::messages::catalog_events::Product;
+use orderflow_schemas::messages::catalog_events::{CouponUpserted, Product};
 use orderflow_schemas::time::Timestamp;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -183,9 +183,130 @@ pub enum AcceptedResponse {
 
 #[derive(Debug, ApiResponse)]
 enum CouponResponse {
-    /// Accepted: the catalog applies it asynchronously.
+    /// Accepted: the catalog applies it asynchronously; read it at `Location` with
+    /// `?position=`.
     #[oai(status = 202)]
-    Accepted(Json<CouponAccepted>),
+    Accepted(Json<CouponAccepted>, #[oai(header = "Location")] String),
+}
+
+/// A coupon's current definition.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CouponView {
+    pub coupon_id: String,
+    pub code: String,
+    pub kind: CouponKindDto,
+    /// For `percentage`.
+    pub basis_points: Option<u32>,
+    /// For `fixed`.
+    pub amount: Option<MoneyDto>,
+    /// Unix milliseconds, inclusive.
+    pub valid_from_ms: i64,
+    /// Unix milliseconds, exclusive.
+    pub valid_until_ms: i64,
+    pub minimum_basket: Option<MoneyDto>,
+    /// Whether it applies now (the validity window contains the present).
+    pub active: bool,
+}
+
+impl CouponView {
+    fn new(coupon: &CouponUpserted, now_ms: i64) -> Self {
+        let (kind, basis_points, amount) = match &coupon.kind {
+            CouponKind::Percentage { basis_points } => {
+                (CouponKindDto::Percentage, Some(*basis_points), None)
+            }
+            CouponKind::Fixed { amount } => {
+                (CouponKindDto::Fixed, None, Some(MoneyDto::from(amount)))
+            }
+        };
+        let (from, until) = (
+            coupon.valid_from.as_unix_millis(),
+            coupon.valid_until.as_unix_millis(),
+        );
+        Self {
+            coupon_id: coupon.coupon_id.to_string(),
+            code: coupon.code.to_string(),
+            kind,
+            basis_points,
+            amount,
+            valid_from_ms: from,
+            valid_until_ms: until,
+            minimum_basket: coupon.minimum_basket.as_ref().map(MoneyDto::from),
+            active: from <= now_ms && now_ms < until,
+        }
+    }
+}
+
+/// A page of coupons, by code.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CouponPage {
+    pub items: Vec<CouponView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, ApiResponse)]
+enum CouponViewResponse {
+    /// The coupon.
+    #[oai(status = 200)]
+    Ok(Json<CouponView>),
+}
+
+#[derive(Debug, ApiResponse)]
+enum CouponPageResponse {
+    /// A page of coupons, by code, expired ones included.
+    #[oai(status = 200)]
+    Ok(Json<CouponPage>),
+}
+
+fn parse_coupon_code(code: &str) -> ApiResult<CouponCode> {
+    CouponCode::parse(code)
+        .map_err(|error| ApiError::unprocessable(Some("code".to_string()), error.to_string()))
+}
+
+fn coupon_location(code: &CouponCode) -> String {
+    format!("/api/v1/coupons/{code}")
+}
+
+/// Entry `key` of the catalog view's `store`, once the write behind `position` (its creation,
+/// say) is visible, so a client that just wrote it can act on it at once; 404 with `missing`
+/// if there is none.
+async fn catalog_entry<V: 'static>(
+    state: &AppState,
+    store: &str,
+    key: &str,
+    position: Option<&str>,
+    missing: impl FnOnce() -> String,
+) -> ApiResult<V> {
+    await_position(
+        state,
+        &state.topologies.catalog,
+        &[CATALOG_COMMANDS],
+        position,
+    )
+    .await?;
+    state
+        .topologies
+        .catalog
+        .get::<String, V>(store, &key.to_string())
+        .map_err(|error| ApiError::internal("reading the catalog view", error))?
+        .ok_or_else(|| ApiError::not_found(missing()))
+}
+
+/// The coupon `code` names (see [`catalog_entry`]).
+async fn existing_coupon(
+    state: &AppState,
+    code: &CouponCode,
+    position: Option<&str>,
+) -> ApiResult<CouponUpserted> {
+    catalog_entry(
+        state,
+        COUPON_STORE,
+        &coupon_store_key(code),
+        position,
+        || format!("no coupon {code}"),
+    )
+    .await
 }
 
 #[derive(Debug, ApiResponse)]
@@ -219,23 +340,16 @@ async fn current_product(state: &AppState, sku: &Sku) -> ApiResult<Option<Produc
         .map_err(|error| ApiError::internal("reading the catalog view", error))
 }
 
-/// The product a change applies to: after the write behind `position` (its creation, say) is
-/// visible, so a client that just created a product can change it at once; 404 if none.
+/// The product a change applies to (see [`catalog_entry`]).
 async fn existing_product(
     state: &AppState,
     sku: &Sku,
     position: Option<&str>,
 ) -> ApiResult<Product> {
-    await_position(
-        state,
-        &state.topologies.catalog,
-        &[CATALOG_COMMANDS],
-        position,
-    )
-    .await?;
-    current_product(state, sku)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no product with SKU {sku}")))
+    catalog_entry(state, PRODUCT_STORE, sku.as_ref(), position, || {
+        format!("no product with SKU {sku}")
+    })
+    .await
 }
 
 async fn submit(
@@ -507,6 +621,7 @@ impl CatalogApi {
             .as_ref()
             .map(|money| money.to_money("minimum_basket"))
             .transpose()?;
+        let location = coupon_location(&code);
         let command = CatalogCommand::UpsertCoupon(UpsertCoupon {
             coupon_id,
             code,
@@ -515,11 +630,109 @@ impl CatalogApi {
             valid_until: Timestamp::from_unix_millis(body.valid_until_ms),
             minimum_basket,
         });
-        let AcceptedResponse::Accepted(accepted, _) =
-            submit(&state, command, String::new()).await?;
-        Ok(CouponResponse::Accepted(Json(CouponAccepted {
-            coupon_id: coupon_id.to_string(),
-            position: accepted.0.position,
+        let AcceptedResponse::Accepted(accepted, location) =
+            submit(&state, command, location).await?;
+        Ok(CouponResponse::Accepted(
+            Json(CouponAccepted {
+                coupon_id: coupon_id.to_string(),
+                position: accepted.0.position,
+            }),
+            location,
+        ))
+    }
+
+    /// Coupons by code, expired and discontinued ones included (admin).
+    #[oai(path = "/api/v1/coupons", method = "get", operation_id = "listCoupons")]
+    async fn list_coupons(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// Page size, 1 to 100 (the default maximum; see `api.max-page-size`).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// From the previous page's `next_cursor`.
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<CouponPageResponse> {
+        auth.0.require_admin()?;
+        let limit = page_size(&state, limit.0)? as usize;
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .topologies
+            .catalog
+            .scan_prefix::<String, CouponUpserted>(
+                COUPON_STORE,
+                b"",
+                after.as_deref(),
+                false,
+                limit,
+            )
+            .map_err(|error| ApiError::internal("reading the catalog view", error))?;
+        let now_ms = state.now_ms();
+        let next_cursor = (page.len() == limit)
+            .then(|| page.last().map(|(key, _, _)| encode_cursor(key)))
+            .flatten();
+        Ok(CouponPageResponse::Ok(Json(CouponPage {
+            items: page
+                .iter()
+                .map(|(_, _, coupon)| CouponView::new(coupon, now_ms))
+                .collect(),
+            next_cursor,
         })))
+    }
+
+    /// One coupon (admin).
+    #[oai(
+        path = "/api/v1/coupons/:code",
+        method = "get",
+        operation_id = "getCoupon"
+    )]
+    async fn get_coupon(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        code: Path<String>,
+        /// A position token from a write, to read that write.
+        position: Query<Option<String>>,
+    ) -> ApiResult<CouponViewResponse> {
+        auth.0.require_admin()?;
+        let code = parse_coupon_code(&code.0)?;
+        let coupon = existing_coupon(&state, &code, position.0.as_deref()).await?;
+        Ok(CouponViewResponse::Ok(Json(CouponView::new(
+            &coupon,
+            state.now_ms(),
+        ))))
+    }
+
+    /// Discontinue a coupon (admin): it stops applying now, to orders placed from now on;
+    /// orders already priced keep their discount.
+    #[oai(
+        path = "/api/v1/coupons/:code/discontinue",
+        method = "post",
+        operation_id = "discontinueCoupon"
+    )]
+    async fn discontinue_coupon(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        code: Path<String>,
+        /// A position token from a write (the coupon's creation, say), to act on it.
+        position: Query<Option<String>>,
+    ) -> ApiResult<AcceptedResponse> {
+        auth.0.require_admin()?;
+        let code = parse_coupon_code(&code.0)?;
+        let coupon = existing_coupon(&state, &code, position.0.as_deref()).await?;
+        // Its validity ends now (never later than it did); a campaign not yet started ends
+        // before it starts.
+        let valid_until = coupon.valid_until.as_unix_millis().min(state.now_ms());
+        let valid_from = coupon.valid_from.as_unix_millis().min(valid_until - 1);
+        let command = CatalogCommand::UpsertCoupon(UpsertCoupon {
+            coupon_id: coupon.coupon_id,
+            code: coupon.code,
+            kind: coupon.kind,
+            valid_from: Timestamp::from_unix_millis(valid_from),
+            valid_until: Timestamp::from_unix_millis(valid_until),
+            minimum_basket: coupon.minimum_basket,
+        });
+        submit(&state, command, coupon_location(&code)).await
     }
 }
