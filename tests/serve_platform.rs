@@ -108,3 +108,58 @@ fn serve_answers_http_and_an_order_reaches_confirmed() {
     // SIGTERM: a graceful stop.
     server.stop_gracefully();
 }
+
+#[test]
+fn one_address_over_its_rate_limit_gets_429_with_retry_after() {
+    // Anonymous requests (no user to limit) over a real socket: the limit is the address's.
+    // (The readiness probes before this are not counted.)
+    let server = RunningServer::start(
+        &[],
+        &[
+            ("ORDERFLOW__API__RATE_LIMITS__PER_IP_PER_SECOND", "1"),
+            ("ORDERFLOW__API__RATE_LIMITS__PER_IP_BURST", "3"),
+        ],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/api/v1/products", server.base);
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = agent.get(&url).call().unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status().as_u16() == 429 {
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            let content_type = response
+                .headers()
+                .get("Content-Type")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            limited = Some((retry_after, content_type));
+            break;
+        }
+    }
+    let (retry_after, content_type) =
+        limited.unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    assert!(
+        statuses.iter().filter(|status| **status == 200).count() >= 3,
+        "the burst passes first: {statuses:?}"
+    );
+    assert!(
+        retry_after.is_some_and(|seconds| seconds.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "Retry-After in whole seconds"
+    );
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    // Probes are not limited, even from a limited address.
+    let ready = agent
+        .get(format!("{}/health/ready", server.base))
+        .call()
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}

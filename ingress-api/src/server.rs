@@ -131,7 +131,13 @@ async fn guard<E: Endpoint>(
     mut request: Request,
 ) -> poem::Result<Response> {
     let limits = &state.config.rate_limits;
-    if limits.per_ip_per_second > 0 {
+    // Probes and scrapes are never limited: a load balancer that got 429 from /health/ready
+    // would take a healthy instance out of service.
+    let operational = matches!(
+        request.uri().path(),
+        "/health/live" | "/health/ready" | "/metrics"
+    );
+    if limits.per_ip_per_second > 0 && !operational {
         let ip = match request.remote_addr().as_socket_addr() {
             Some(address) => address.ip().to_string(),
             None => "unknown".to_string(),
