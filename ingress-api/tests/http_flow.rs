@@ -612,6 +612,52 @@ async fn coupons_are_created_read_listed_applied_and_discontinued() {
     assert_eq!(first.body["totals"]["discount"]["amount_minor"], 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analytics_summary_reports_the_last_closed_minute() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    harness.product(&admin, "LAMP", 3_000, 10).await;
+    let (token, _, _) = harness.customer("kai@example.com").await;
+    let lines = json!([{"sku": "LAMP", "quantity": 2}]);
+    let first = harness.place(&token, "a1", lines.clone(), "tok_visa").await;
+    assert_eq!(
+        harness
+            .settled(&token, first.body["order_id"].as_str().unwrap())
+            .await["status"],
+        "CONFIRMED"
+    );
+    // Two minutes later another order moves event time on: the first minute closes.
+    harness.clock.advance_ms(120_000);
+    let second = harness.place(&token, "a2", lines, "tok_visa").await;
+    harness
+        .settled(&token, second.body["order_id"].as_str().unwrap())
+        .await;
+    let mut summary = serde_json::Value::Null;
+    for _ in 0..100 {
+        summary = harness
+            .get("/api/v1/analytics/summary?window=minute", Some(&admin))
+            .await
+            .body;
+        if summary["window_start_ms"].is_i64() && summary["orders"]["confirmed"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(summary["orders"]["confirmed"], 1, "{summary}");
+    assert_eq!(summary["payment_success_rate"], 1.0, "{summary}");
+    assert_eq!(summary["top_skus"][0]["sku"], "LAMP", "{summary}");
+    assert_eq!(summary["top_skus"][0]["units"], 2, "{summary}");
+    assert_eq!(summary["revenue"][0]["group"], "USD", "{summary}");
+    let hours = harness
+        .get("/api/v1/analytics/summary?window=hour", Some(&admin))
+        .await;
+    assert_eq!(hours.status, StatusCode::OK);
+    assert!(
+        hours.body["window_start_ms"].is_null(),
+        "no hour has closed"
+    );
+}
+
 impl Harness {
     fn clock_now(&self) -> i64 {
         use orderflow_runtime::Clock;
@@ -696,6 +742,8 @@ async fn another_users_order_is_invisible_and_admin_routes_are_refused() {
             "/api/v1/analytics/aggregates".to_string(),
             None,
         ),
+        (Method::GET, "/api/v1/analytics/summary".to_string(), None),
+        (Method::GET, "/api/v1/coupons".to_string(), None),
     ] {
         harness
             .call(method, &path, Some(&owner), body, &[])

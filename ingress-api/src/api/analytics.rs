@@ -7,7 +7,9 @@ use std::sync::Arc;
 use orderflow_processors::wire::envelope_serde;
 use orderflow_runtime::RecordDecoder;
 use orderflow_schemas::catalog::ANALYTICS_AGGREGATES;
-use orderflow_schemas::messages::analytics::AnalyticsAggregate;
+use orderflow_schemas::messages::analytics::{
+    AnalyticsAggregate, AnalyticsMetric, WindowAggregate,
+};
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -23,6 +25,9 @@ use crate::state::AppState;
 pub struct AggregateView {
     /// `metric/group/window/start`.
     pub window_key: String,
+    /// What the window counts over: `all`, a currency, `category:<category>:<currency>` or
+    /// `sku:<sku>`.
+    pub group: String,
     /// e.g. `orders_confirmed`, `revenue`.
     pub metric: String,
     /// Unix milliseconds, inclusive.
@@ -53,6 +58,197 @@ enum AggregateResponse {
 /// Records read from the end of each partition.
 const TAIL_RECORDS: u64 = 2_000;
 
+/// A window's figures, for the summary.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct GroupAmount {
+    /// The currency, or `category:<category>:<currency>`.
+    pub group: String,
+    pub amount: MoneyDto,
+}
+
+/// A SKU and the units sold in the window.
+#[derive(Debug, Object)]
+pub struct SkuUnits {
+    pub sku: String,
+    pub units: u64,
+}
+
+/// Orders by what happened to them in the window.
+#[derive(Debug, Default, Object)]
+pub struct OrderCounts {
+    pub created: u64,
+    pub confirmed: u64,
+    pub rejected: u64,
+    pub cancelled: u64,
+    pub payment_failed: u64,
+}
+
+/// The derived figures of the most recent closed window of one size.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AnalyticsSummary {
+    /// The window, if one of this size has closed yet.
+    pub window_start_ms: Option<i64>,
+    pub window_end_ms: Option<i64>,
+    pub orders: OrderCounts,
+    /// Net revenue per currency.
+    pub revenue: Vec<GroupAmount>,
+    /// Net revenue per category and currency.
+    pub revenue_by_category: Vec<GroupAmount>,
+    /// Succeeded payments over all payment outcomes, 0 to 1; absent without payments.
+    pub payment_success_rate: Option<f64>,
+    /// The SKUs that sold most units, most first (at most 10).
+    pub top_skus: Vec<SkuUnits>,
+    /// StockLow alerts.
+    pub stock_low: u64,
+}
+
+#[derive(Debug, ApiResponse)]
+enum SummaryResponse {
+    /// The summary (empty figures before any window of this size has closed).
+    #[oai(status = 200)]
+    Ok(Json<AnalyticsSummary>),
+}
+
+/// Window sizes the summary reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum SummaryWindow {
+    /// The 1-minute tumbling windows.
+    Minute,
+    /// The 1-hour hopping windows (every 10 minutes).
+    Hour,
+}
+
+/// The group of a window key (`metric/group/size/start`), percent-decoded.
+fn group_of(window_key: &str) -> String {
+    let encoded = window_key.split('/').nth(1).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut input = encoded.bytes();
+    while let Some(byte) = input.next() {
+        if byte == b'%' {
+            let high = input.next().and_then(|digit| (digit as char).to_digit(16));
+            let low = input.next().and_then(|digit| (digit as char).to_digit(16));
+            if let (Some(high), Some(low)) = (high, low) {
+                bytes.push((high * 16 + low) as u8);
+                continue;
+            }
+        }
+        bytes.push(byte);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The latest value of every window in the tail of `analytics-aggregates` (each window's
+/// latest record wins), by window key.
+fn latest_windows(state: &AppState) -> ApiResult<BTreeMap<String, WindowAggregate>> {
+    let decoder = envelope_serde::<AnalyticsAggregate>();
+    let mut latest = BTreeMap::new();
+    for partition in 0..state.partitions(ANALYTICS_AGGREGATES) {
+        let offsets = state
+            .log
+            .offsets(ANALYTICS_AGGREGATES, partition)
+            .map_err(|error| ApiError::internal("reading analytics offsets", error))?;
+        let from = offsets
+            .end
+            .saturating_sub(TAIL_RECORDS)
+            .max(offsets.log_start);
+        let records = state
+            .log
+            .fetch(ANALYTICS_AGGREGATES, partition, from, TAIL_RECORDS as usize)
+            .map_err(|error| ApiError::internal("reading analytics", error))?;
+        for stored in records {
+            let Ok((_, envelope)) = decoder.decode(&stored.record) else {
+                continue;
+            };
+            let AnalyticsAggregate::WindowAggregate(aggregate) = envelope.payload;
+            latest.insert(aggregate.window_key.clone(), aggregate);
+        }
+    }
+    Ok(latest)
+}
+
+fn metric_name(metric: AnalyticsMetric) -> String {
+    serde_json::to_value(metric)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The summary of the most recent closed window of `size_ms` among `windows`.
+pub fn summarize(windows: &BTreeMap<String, WindowAggregate>, size_ms: i64) -> AnalyticsSummary {
+    let of_size = || {
+        windows.values().filter(move |window| {
+            window.is_final
+                && window.window_end.as_unix_millis() - window.window_start.as_unix_millis()
+                    == size_ms
+        })
+    };
+    let start = of_size()
+        .map(|window| window.window_start.as_unix_millis())
+        .max();
+    let mut summary = AnalyticsSummary {
+        window_start_ms: start,
+        window_end_ms: start.map(|start| start + size_ms),
+        orders: OrderCounts::default(),
+        revenue: Vec::new(),
+        revenue_by_category: Vec::new(),
+        payment_success_rate: None,
+        top_skus: Vec::new(),
+        stock_low: 0,
+    };
+    let Some(start) = start else {
+        return summary;
+    };
+    let (mut succeeded, mut failed) = (0u64, 0u64);
+    for window in of_size().filter(|window| window.window_start.as_unix_millis() == start) {
+        let group = group_of(&window.window_key);
+        match (window.metric, group.as_str()) {
+            (AnalyticsMetric::OrdersCreated, "all") => summary.orders.created = window.count,
+            (AnalyticsMetric::OrdersConfirmed, "all") => summary.orders.confirmed = window.count,
+            (AnalyticsMetric::OrdersRejected, "all") => summary.orders.rejected = window.count,
+            (AnalyticsMetric::OrdersCancelled, "all") => summary.orders.cancelled = window.count,
+            (AnalyticsMetric::OrdersPaymentFailed, "all") => {
+                summary.orders.payment_failed = window.count
+            }
+            (AnalyticsMetric::PaymentsSucceeded, "all") => succeeded = window.count,
+            (AnalyticsMetric::PaymentsFailed, "all") => failed = window.count,
+            (AnalyticsMetric::StockLow, "all") => summary.stock_low = window.count,
+            (AnalyticsMetric::Revenue, group) => {
+                if let Some(amount) = &window.amount {
+                    let entry = GroupAmount {
+                        group: group.to_string(),
+                        amount: MoneyDto::from(amount),
+                    };
+                    if group.starts_with("category:") {
+                        summary.revenue_by_category.push(entry);
+                    } else {
+                        summary.revenue.push(entry);
+                    }
+                }
+            }
+            (AnalyticsMetric::UnitsSold, group) => {
+                if let Some(sku) = group.strip_prefix("sku:") {
+                    summary.top_skus.push(SkuUnits {
+                        sku: sku.to_string(),
+                        units: window.count,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if succeeded + failed > 0 {
+        summary.payment_success_rate = Some(succeeded as f64 / (succeeded + failed) as f64);
+    }
+    summary
+        .top_skus
+        .sort_by(|left, right| right.units.cmp(&left.units).then(left.sku.cmp(&right.sku)));
+    summary.top_skus.truncate(10);
+    summary
+}
+
 /// The analytics operations.
 #[derive(Debug)]
 pub struct AnalyticsApi;
@@ -75,54 +271,32 @@ impl AnalyticsApi {
     ) -> ApiResult<AggregateResponse> {
         auth.0.require_admin()?;
         let limit = page_size(&state, limit.0)? as usize;
-        let decoder = envelope_serde::<AnalyticsAggregate>();
         let mut latest: BTreeMap<String, AggregateView> = BTreeMap::new();
-        let partitions = state.partitions(ANALYTICS_AGGREGATES);
-        for partition in 0..partitions {
-            let offsets = state
-                .log
-                .offsets(ANALYTICS_AGGREGATES, partition)
-                .map_err(|error| ApiError::internal("reading analytics offsets", error))?;
-            let from = offsets
-                .end
-                .saturating_sub(TAIL_RECORDS)
-                .max(offsets.log_start);
-            let records = state
-                .log
-                .fetch(ANALYTICS_AGGREGATES, partition, from, TAIL_RECORDS as usize)
-                .map_err(|error| ApiError::internal("reading analytics", error))?;
-            for stored in records {
-                let Ok((_, envelope)) = decoder.decode(&stored.record) else {
-                    continue;
-                };
-                let AnalyticsAggregate::WindowAggregate(aggregate) = envelope.payload;
-                let metric_name = serde_json::to_value(aggregate.metric)
-                    .ok()
-                    .and_then(|value| value.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                if metric
-                    .0
-                    .as_ref()
-                    .is_some_and(|wanted| wanted != &metric_name)
-                {
-                    continue;
-                }
-                if final_only.0 == Some(true) && !aggregate.is_final {
-                    continue;
-                }
-                latest.insert(
-                    aggregate.window_key.clone(),
-                    AggregateView {
-                        window_key: aggregate.window_key,
-                        metric: metric_name,
-                        window_start_ms: aggregate.window_start.as_unix_millis(),
-                        window_end_ms: aggregate.window_end.as_unix_millis(),
-                        count: aggregate.count,
-                        amount: aggregate.amount.as_ref().map(MoneyDto::from),
-                        is_final: aggregate.is_final,
-                    },
-                );
+        for (window_key, aggregate) in latest_windows(&state)? {
+            let metric_name = metric_name(aggregate.metric);
+            if metric
+                .0
+                .as_ref()
+                .is_some_and(|wanted| wanted != &metric_name)
+            {
+                continue;
             }
+            if final_only.0 == Some(true) && !aggregate.is_final {
+                continue;
+            }
+            latest.insert(
+                window_key,
+                AggregateView {
+                    group: group_of(&aggregate.window_key),
+                    window_key: aggregate.window_key,
+                    metric: metric_name,
+                    window_start_ms: aggregate.window_start.as_unix_millis(),
+                    window_end_ms: aggregate.window_end.as_unix_millis(),
+                    count: aggregate.count,
+                    amount: aggregate.amount.as_ref().map(MoneyDto::from),
+                    is_final: aggregate.is_final,
+                },
+            );
         }
         let mut items: Vec<AggregateView> = latest.into_values().collect();
         items.sort_by(|left, right| {
@@ -133,5 +307,107 @@ impl AnalyticsApi {
         });
         items.truncate(limit);
         Ok(AggregateResponse::Ok(Json(AggregatePage { items })))
+    }
+
+    /// The most recent closed window of a size, summarized: orders by outcome, revenue by
+    /// currency and by category, the payment success rate, the top SKUs by units sold, and
+    /// StockLow alerts (admin).
+    #[oai(
+        path = "/summary",
+        method = "get",
+        operation_id = "getAnalyticsSummary"
+    )]
+    async fn summary(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// `minute` (default) or `hour`.
+        window: Query<Option<SummaryWindow>>,
+    ) -> ApiResult<SummaryResponse> {
+        auth.0.require_admin()?;
+        let size_ms = match window.0.unwrap_or(SummaryWindow::Minute) {
+            SummaryWindow::Minute => 60_000,
+            SummaryWindow::Hour => 3_600_000,
+        };
+        Ok(SummaryResponse::Ok(Json(summarize(
+            &latest_windows(&state)?,
+            size_ms,
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_processors::analytics::window_key;
+    use orderflow_schemas::currency::Currency;
+    use orderflow_schemas::money::Money;
+    use orderflow_schemas::time::Timestamp;
+
+    use super::*;
+
+    fn window(
+        metric: AnalyticsMetric,
+        group: &str,
+        start: i64,
+        count: u64,
+        amount: Option<i64>,
+    ) -> WindowAggregate {
+        WindowAggregate {
+            window_key: window_key(&metric_name(metric), group, 60_000, start),
+            metric,
+            window_start: Timestamp::from_unix_millis(start),
+            window_end: Timestamp::from_unix_millis(start + 60_000),
+            count,
+            amount: amount.map(|minor| Money::new(minor, Currency::parse("USD").unwrap())),
+            is_final: true,
+        }
+    }
+
+    #[test]
+    fn the_summary_derives_its_figures_from_the_latest_closed_window() {
+        let windows: BTreeMap<String, WindowAggregate> = [
+            // An older window is ignored.
+            window(AnalyticsMetric::OrdersConfirmed, "all", 0, 99, None),
+            window(AnalyticsMetric::OrdersConfirmed, "all", 60_000, 3, None),
+            window(AnalyticsMetric::OrdersRejected, "all", 60_000, 1, None),
+            window(AnalyticsMetric::PaymentsSucceeded, "all", 60_000, 3, None),
+            window(AnalyticsMetric::PaymentsFailed, "all", 60_000, 1, None),
+            window(AnalyticsMetric::Revenue, "USD", 60_000, 3, Some(4_500)),
+            window(
+                AnalyticsMetric::Revenue,
+                "category:Home & Garden:USD",
+                60_000,
+                2,
+                Some(3_000),
+            ),
+            window(AnalyticsMetric::UnitsSold, "sku:MUG", 60_000, 2, None),
+            window(AnalyticsMetric::UnitsSold, "sku:PEN", 60_000, 5, None),
+            window(AnalyticsMetric::StockLow, "all", 60_000, 1, None),
+        ]
+        .into_iter()
+        .map(|window| (window.window_key.clone(), window))
+        .collect();
+        let summary = summarize(&windows, 60_000);
+        assert_eq!(summary.window_start_ms, Some(60_000));
+        assert_eq!(summary.orders.confirmed, 3);
+        assert_eq!(summary.orders.rejected, 1);
+        assert_eq!(summary.payment_success_rate, Some(0.75));
+        assert_eq!(summary.revenue.len(), 1);
+        assert_eq!(summary.revenue[0].amount.amount_minor, 4_500);
+        assert_eq!(
+            summary.revenue_by_category[0].group, "category:Home & Garden:USD",
+            "percent-decoded"
+        );
+        let top: Vec<(&str, u64)> = summary
+            .top_skus
+            .iter()
+            .map(|sku| (sku.sku.as_str(), sku.units))
+            .collect();
+        assert_eq!(top, vec![("PEN", 5), ("MUG", 2)]);
+        assert_eq!(summary.stock_low, 1);
+        // No hour window has closed: empty figures, no rate.
+        let hours = summarize(&windows, 3_600_000);
+        assert_eq!(hours.window_start_ms, None);
+        assert_eq!(hours.payment_success_rate, None);
     }
 }
