@@ -967,13 +967,33 @@ async fn users_reach_user_events_once_and_profiles_change() {
             Method::PATCH,
             "/api/v1/me",
             Some(&token),
-            Some(json!({"name": "Kim K", "channels": {"email": true, "sms": false, "push": true}})),
+            Some(
+                json!({"name": "Kim K", "channels": {"email": true, "sms": false, "push": true},
+                        "preferences": {"muted": ["order_created", "payment_refunded"]}}),
+            ),
             &[],
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["name"], "Kim K");
     assert_eq!(patched.body["channels"]["push"], json!(true));
+    assert_eq!(
+        patched.body["preferences"]["muted"],
+        json!(["order_created", "payment_refunded"])
+    );
+    let read = harness.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(read.body["preferences"], patched.body["preferences"]);
+    // An unknown kind is refused by the schema.
+    harness
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"preferences": {"muted": ["newsletters"]}})),
+            &[],
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     // The relay moves both events to user-events, once each.
     for _ in 0..100 {
         if support::user_event_types(&harness, &user_id).len() >= 2 {

@@ -282,6 +282,15 @@ impl Processor for NotificationProcessor {
         let Some(rendered) = render(&record.value, &profile.locale, &profile.name) else {
             return Ok(());
         };
+        // Muted kinds are sent on no channel.
+        if profile
+            .preferences
+            .muted
+            .iter()
+            .any(|topic| topic.name() == rendered.template)
+        {
+            return Ok(());
+        }
         let now = context.now_ms();
         for channel in [
             NotificationChannel::Email,

@@ -25,6 +25,7 @@ pub fn project_user(
             locale,
             channels,
             role,
+            preferences,
             ..
         }) => UserCreated {
             user_id,
@@ -34,6 +35,7 @@ pub fn project_user(
             locale,
             channels,
             role,
+            preferences,
         },
     };
     Some((profile.user_id.to_string(), Some(profile)))

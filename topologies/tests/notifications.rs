@@ -11,7 +11,7 @@ use orderflow_schemas::messages::notification_events::NotificationEvent;
 use orderflow_schemas::messages::order_events::{OrderConfirmed, OrderEvent};
 use orderflow_schemas::messages::payment_events::{PaymentEvent, PaymentRefunded};
 use orderflow_schemas::messages::user_events::{
-    NotificationChannels, UserCreated, UserEvent, UserRole,
+    NotificationChannels, NotificationTopic, UserCreated, UserEvent, UserRole,
 };
 use orderflow_schemas::money::Money;
 use orderflow_schemas::time::Timestamp;
@@ -45,6 +45,7 @@ fn user(locale: &str, channels: NotificationChannels) -> UserCreated {
         locale: locale.to_string(),
         channels,
         role: UserRole::Customer,
+        preferences: Default::default(),
     }
 }
 
@@ -135,5 +136,72 @@ fn one_message_per_enabled_channel_in_the_users_locale_and_never_twice() {
         outbox
             .iter()
             .all(|(key, _)| key.starts_with(&german.user_id.to_string()))
+    );
+}
+
+#[test]
+fn a_muted_kind_of_notification_is_sent_on_no_channel() {
+    let mut driver =
+        TopologyTestDriver::new(notifications::topology(&NotificationsOptions::default()).unwrap())
+            .unwrap();
+    let mut quiet = user(
+        "en-GB",
+        NotificationChannels {
+            email: true,
+            sms: true,
+            push: true,
+        },
+    );
+    quiet.preferences.muted = [NotificationTopic::PaymentRefunded].into();
+    pipe(
+        &driver,
+        "user-events",
+        &envelope(UserEvent::UserCreated(quiet.clone())),
+    );
+    driver.run_until_idle().unwrap();
+    let order_id = OrderId::generate(NOW);
+    let total = Money::new(1_000, Currency::parse("EUR").unwrap());
+    pipe(
+        &driver,
+        "order-events",
+        &envelope(OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            user_id: quiet.user_id,
+            payment_id: PaymentId::generate(NOW),
+            total,
+        })),
+    );
+    pipe(
+        &driver,
+        "payment-events",
+        &envelope(PaymentEvent::PaymentRefunded(PaymentRefunded {
+            order_id,
+            payment_id: PaymentId::generate(NOW),
+            amount: total,
+            provider_reference: "re_2".to_string(),
+            reason: "cancelled".to_string(),
+        })),
+    );
+    driver.run_until_idle().unwrap();
+    let templates: Vec<String> = driver
+        .read(
+            "notification-events",
+            &envelope_serde::<NotificationEvent>(),
+        )
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| match record.value.payload {
+            NotificationEvent::SendEmail(email) => Some(email.template),
+            NotificationEvent::SendSms(sms) => Some(sms.template),
+            NotificationEvent::SendPush(push) => Some(push.template),
+            _ => None,
+        })
+        .collect();
+    // The confirmation on all three channels; the refund, muted, on none.
+    assert_eq!(templates.len(), 3, "{templates:?}");
+    assert!(
+        templates
+            .iter()
+            .all(|template| template == "order_confirmed")
     );
 }

@@ -317,6 +317,7 @@ pub async fn create_user(
         },
         phone,
         locale: locale.to_string(),
+        preferences: Default::default(),
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
     };

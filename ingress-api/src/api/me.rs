@@ -4,7 +4,9 @@ use crate::api::text::Text;
 use std::sync::Arc;
 
 use orderflow_schemas::ids::UserId;
-use orderflow_schemas::messages::user_events::{NotificationChannels, UserCreated, UserRole};
+use orderflow_schemas::messages::user_events::{
+    NotificationChannels, NotificationPreferences, NotificationTopic, UserCreated, UserRole,
+};
 use orderflow_schemas::validation::Validate;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -44,6 +46,65 @@ impl From<NotificationChannels> for ChannelsDto {
     }
 }
 
+/// A kind of notification (one per kind of event that notifies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TopicDto {
+    OrderCreated,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    OrderShipped,
+    OrderDelivered,
+    PaymentFailed,
+    PaymentRefunded,
+}
+
+const TOPICS: [(TopicDto, NotificationTopic); 8] = [
+    (TopicDto::OrderCreated, NotificationTopic::OrderCreated),
+    (TopicDto::OrderConfirmed, NotificationTopic::OrderConfirmed),
+    (TopicDto::OrderRejected, NotificationTopic::OrderRejected),
+    (TopicDto::OrderCancelled, NotificationTopic::OrderCancelled),
+    (TopicDto::OrderShipped, NotificationTopic::OrderShipped),
+    (TopicDto::OrderDelivered, NotificationTopic::OrderDelivered),
+    (TopicDto::PaymentFailed, NotificationTopic::PaymentFailed),
+    (
+        TopicDto::PaymentRefunded,
+        NotificationTopic::PaymentRefunded,
+    ),
+];
+
+/// What the user wants to be notified of on their channels: everything but `muted`.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+pub struct PreferencesDto {
+    /// Kinds of notification turned off, on every channel.
+    pub muted: Vec<TopicDto>,
+}
+
+impl From<&NotificationPreferences> for PreferencesDto {
+    fn from(preferences: &NotificationPreferences) -> Self {
+        Self {
+            muted: TOPICS
+                .iter()
+                .filter(|(_, topic)| preferences.muted.contains(topic))
+                .map(|(dto, _)| *dto)
+                .collect(),
+        }
+    }
+}
+
+impl From<&PreferencesDto> for NotificationPreferences {
+    fn from(preferences: &PreferencesDto) -> Self {
+        Self {
+            muted: TOPICS
+                .iter()
+                .filter(|(dto, _)| preferences.muted.contains(dto))
+                .map(|(_, topic)| *topic)
+                .collect(),
+        }
+    }
+}
+
 /// A user's profile.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -58,6 +119,7 @@ pub struct UserProfile {
     pub locale: String,
     pub role: RoleDto,
     pub channels: ChannelsDto,
+    pub preferences: PreferencesDto,
     /// Unix milliseconds.
     pub created_at_ms: i64,
     /// Unix milliseconds.
@@ -77,6 +139,7 @@ impl From<&UserRecord> for UserProfile {
                 UserRole::Admin => RoleDto::Admin,
             },
             channels: user.channels.into(),
+            preferences: PreferencesDto::from(&user.preferences),
             created_at_ms: user.created_at_ms,
             updated_at_ms: user.updated_at_ms,
         }
@@ -96,6 +159,9 @@ pub struct ProfilePatch {
     pub locale: Option<Text>,
     #[oai(nullable)]
     pub channels: Option<ChannelsDto>,
+    /// Replaces the preferences whole.
+    #[oai(nullable)]
+    pub preferences: Option<PreferencesDto>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -140,6 +206,7 @@ fn validate_profile(
         locale: locale.to_string(),
         channels,
         role: UserRole::Customer,
+        preferences: NotificationPreferences::default(),
     }
     .validate()
     .map_err(ApiError::invalid)
@@ -191,6 +258,9 @@ impl MeApi {
                 sms: channels.sms,
                 push: channels.push,
             };
+        }
+        if let Some(preferences) = &patch.preferences {
+            updated.preferences = preferences.into();
         }
         validate_profile(
             &updated.email,

@@ -30,12 +30,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "users",
-    sqlite: include_str!("../../migrations/sqlite/0001_users.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_users.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "users",
+        sqlite: include_str!("../../migrations/sqlite/0001_users.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_users.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "preferences",
+        sqlite: include_str!("../../migrations/sqlite/0002_preferences.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_preferences.sql"),
+    },
+];
 
 /// A pool of connections to the user database.
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 
 use orderflow_schemas::ids::UserId;
 use orderflow_schemas::messages::user_events::{
-    NotificationChannels, UserCreated, UserEvent, UserField, UserRole, UserUpdated,
+    NotificationChannels, NotificationPreferences, UserCreated, UserEvent, UserField, UserRole,
+    UserUpdated,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -22,6 +23,7 @@ pub struct UserRecord {
     pub phone: Option<String>,
     pub locale: String,
     pub channels: NotificationChannels,
+    pub preferences: NotificationPreferences,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -58,6 +60,7 @@ fn from_row(row: &AnyRow) -> Result<UserRecord, DbError> {
     let id: String = row.try_get("id").map_err(read)?;
     let role: String = row.try_get("role").map_err(read)?;
     let channels: String = row.try_get("channels").map_err(read)?;
+    let preferences: String = row.try_get("preferences").map_err(read)?;
     let corrupt = |reason: String| DbError {
         what: "decoding a user row",
         source: sqlx::Error::Decode(reason.into()),
@@ -74,13 +77,15 @@ fn from_row(row: &AnyRow) -> Result<UserRecord, DbError> {
         locale: row.try_get("locale").map_err(read)?,
         channels: serde_json::from_str(&channels)
             .map_err(|error| corrupt(format!("channels `{channels}`: {error}")))?,
+        preferences: serde_json::from_str(&preferences)
+            .map_err(|error| corrupt(format!("preferences `{preferences}`: {error}")))?,
         created_at_ms: row.try_get("created_at_ms").map_err(read)?,
         updated_at_ms: row.try_get("updated_at_ms").map_err(read)?,
     })
 }
 
-const COLUMNS: &str =
-    "id, email, password_hash, role, name, phone, locale, channels, created_at_ms, updated_at_ms";
+const COLUMNS: &str = "id, email, password_hash, role, name, phone, locale, channels, \
+                       preferences, created_at_ms, updated_at_ms";
 
 impl Database {
     /// Inserts the user and its `UserCreated` outbox event atomically.
@@ -91,7 +96,7 @@ impl Database {
             .await
             .map_err(db_error("starting a transaction"))?;
         let inserted = sqlx::query(&format!(
-            "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(user.id.to_string())
         .bind(&user.email)
@@ -101,6 +106,7 @@ impl Database {
         .bind(user.phone.clone())
         .bind(&user.locale)
         .bind(serde_json::to_string(&user.channels).expect("channels encode"))
+        .bind(serde_json::to_string(&user.preferences).expect("preferences encode"))
         .bind(user.created_at_ms)
         .bind(user.updated_at_ms)
         .execute(&mut *transaction)
@@ -120,6 +126,7 @@ impl Database {
             locale: user.locale.clone(),
             channels: user.channels,
             role: user.role,
+            preferences: user.preferences.clone(),
         });
         enqueue(&mut transaction, user.id, &event, user.created_at_ms).await?;
         transaction
@@ -176,6 +183,9 @@ impl Database {
         if previous.channels != updated.channels {
             changed.push(UserField::Channels);
         }
+        if previous.preferences != updated.preferences {
+            changed.push(UserField::Preferences);
+        }
         if changed.is_empty() {
             return Ok(());
         }
@@ -186,12 +196,13 @@ impl Database {
             .map_err(db_error("starting a transaction"))?;
         sqlx::query(
             "UPDATE users SET name = $1, phone = $2, locale = $3, channels = $4, \
-             updated_at_ms = $5 WHERE id = $6",
+             preferences = $5, updated_at_ms = $6 WHERE id = $7",
         )
         .bind(&updated.name)
         .bind(updated.phone.clone())
         .bind(&updated.locale)
         .bind(serde_json::to_string(&updated.channels).expect("channels encode"))
+        .bind(serde_json::to_string(&updated.preferences).expect("preferences encode"))
         .bind(updated.updated_at_ms)
         .bind(updated.id.to_string())
         .execute(&mut *transaction)
@@ -205,6 +216,7 @@ impl Database {
             locale: updated.locale.clone(),
             channels: updated.channels,
             role: updated.role,
+            preferences: updated.preferences.clone(),
             changed,
         });
         enqueue(&mut transaction, updated.id, &event, updated.updated_at_ms).await?;

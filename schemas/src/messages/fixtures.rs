@@ -37,7 +37,8 @@ use crate::messages::payment_events::{
     PaymentFailed, PaymentInitiated, PaymentRefunded, PaymentSucceeded,
 };
 use crate::messages::user_events::{
-    NotificationChannels, UserCreated, UserField, UserRole, UserUpdated,
+    NotificationChannels, NotificationPreferences, NotificationTopic, UserCreated, UserField,
+    UserRole, UserUpdated,
 };
 use crate::messages::{
     AnalyticsAggregate, CatalogCommand, CatalogEvent, InventoryCommand, InventoryEvent,
@@ -243,6 +244,7 @@ pub fn user_created() -> UserCreated {
             push: false,
         },
         role: UserRole::Customer,
+        preferences: Default::default(),
     }
 }
 
@@ -550,7 +552,14 @@ pub fn user_events() -> Vec<UserEvent> {
                 push: true,
             },
             role: created.role,
-            changed: vec![UserField::Phone, UserField::Channels],
+            preferences: NotificationPreferences {
+                muted: [NotificationTopic::OrderCreated].into(),
+            },
+            changed: vec![
+                UserField::Phone,
+                UserField::Channels,
+                UserField::Preferences,
+            ],
         }
         .into(),
     ]

@@ -37,6 +37,67 @@ pub struct NotificationChannels {
     pub push: bool,
 }
 
+/// A kind of notification, one per kind of event that notifies; a user may turn any off.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationTopic {
+    /// The order was received (`OrderCreated`).
+    OrderCreated,
+    /// The order was paid and will be fulfilled.
+    OrderConfirmed,
+    /// Stock, a coupon or the order's checks refused it.
+    OrderRejected,
+    /// The order was cancelled.
+    OrderCancelled,
+    /// The order left the warehouse.
+    OrderShipped,
+    /// The order arrived.
+    OrderDelivered,
+    /// The payment failed.
+    PaymentFailed,
+    /// A payment was refunded.
+    PaymentRefunded,
+}
+
+impl NotificationTopic {
+    /// Every kind.
+    pub const ALL: [NotificationTopic; 8] = [
+        Self::OrderCreated,
+        Self::OrderConfirmed,
+        Self::OrderRejected,
+        Self::OrderCancelled,
+        Self::OrderShipped,
+        Self::OrderDelivered,
+        Self::PaymentFailed,
+        Self::PaymentRefunded,
+    ];
+
+    /// The name the notification templates use (`order_confirmed`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OrderCreated => "order_created",
+            Self::OrderConfirmed => "order_confirmed",
+            Self::OrderRejected => "order_rejected",
+            Self::OrderCancelled => "order_cancelled",
+            Self::OrderShipped => "order_shipped",
+            Self::OrderDelivered => "order_delivered",
+            Self::PaymentFailed => "payment_failed",
+            Self::PaymentRefunded => "payment_refunded",
+        }
+    }
+}
+
+/// What a user wants to be notified of, on the channels they enabled: everything unless muted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationPreferences {
+    /// Kinds of notification turned off, on every channel.
+    #[serde(default)]
+    pub muted: std::collections::BTreeSet<NotificationTopic>,
+}
+
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +124,8 @@ pub enum UserField {
     Channels,
     /// `role`.
     Role,
+    /// `preferences`.
+    Preferences,
 }
 
 /// The rules every profile snapshot obeys.
@@ -106,6 +169,9 @@ pub struct UserCreated {
     pub channels: NotificationChannels,
     /// What the user may do.
     pub role: UserRole,
+    /// Notifications turned off (none when absent: events written before preferences).
+    #[serde(default)]
+    pub preferences: NotificationPreferences,
 }
 
 impl Validate for UserCreated {
@@ -139,6 +205,9 @@ pub struct UserUpdated {
     pub channels: NotificationChannels,
     /// What the user may do.
     pub role: UserRole,
+    /// Notifications turned off (none when absent: events written before preferences).
+    #[serde(default)]
+    pub preferences: NotificationPreferences,
     /// The fields that differ from the previous record; non-empty, no repeats.
     #[schemars(length(min = 1))]
     pub changed: Vec<UserField>,
@@ -189,6 +258,24 @@ mod tests {
     }
 
     #[test]
+    fn topic_names_are_their_wire_names_and_the_templates_names() {
+        for topic in NotificationTopic::ALL {
+            assert_eq!(
+                serde_json::to_value(topic).unwrap(),
+                serde_json::Value::String(topic.name().to_string())
+            );
+        }
+        let preferences: NotificationPreferences =
+            serde_json::from_str(r#"{"muted": ["payment_refunded"]}"#).unwrap();
+        assert!(preferences.muted.contains(&NotificationTopic::PaymentRefunded));
+        // Records written before preferences read as "nothing muted".
+        assert_eq!(
+            serde_json::from_str::<NotificationPreferences>("{}").unwrap(),
+            NotificationPreferences::default()
+        );
+    }
+
+    #[test]
     fn update_lists_changes_once() {
         let created = fixtures::user_created();
         let mut updated = UserUpdated {
@@ -199,6 +286,7 @@ mod tests {
             locale: created.locale,
             channels: created.channels,
             role: created.role,
+            preferences: created.preferences,
             changed: vec![],
         };
         assert_eq!(updated.validate().unwrap_err().field, "changed");
