@@ -267,7 +267,11 @@ mod tests {
         }
         let preferences: NotificationPreferences =
             serde_json::from_str(r#"{"muted": ["payment_refunded"]}"#).unwrap();
-        assert!(preferences.muted.contains(&NotificationTopic::PaymentRefunded));
+        assert!(
+            preferences
+                .muted
+                .contains(&NotificationTopic::PaymentRefunded)
+        );
         // Records written before preferences read as "nothing muted".
         assert_eq!(
             serde_json::from_str::<NotificationPreferences>("{}").unwrap(),
