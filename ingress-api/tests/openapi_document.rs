@@ -149,3 +149,32 @@ fn codes_declare_the_alphabet_the_handlers_enforce() {
     assert!(orderflow_schemas::Sku::parse("MUG-BLUE_2").is_ok());
     assert!(orderflow_schemas::Sku::parse("mug.blue").is_err());
 }
+
+#[test]
+fn every_request_body_and_the_problem_schema_have_an_example() {
+    let document: Value = serde_json::from_str(&orderflow_ingress_api::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(content) = operation["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for media in content.values() {
+                let name = media["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|reference| reference.rsplit('/').next())
+                    .unwrap_or_default();
+                if media.get("example").is_none() && schemas[name].get("example").is_none() {
+                    missing.push(format!("{method} {path} ({name})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "request bodies without an example: {missing:?}"
+    );
+    // Every error answers with the problem schema: its example shows in every error response.
+    assert!(schemas["Problem"]["example"].is_object());
+}

@@ -77,20 +77,36 @@ impl poem_openapi::types::Example for LoginRequest {
 
 /// A refresh token to exchange.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh; it can be used once.
     #[oai(validator(max_length = 256))]
     pub refresh_token: Text,
 }
 
+impl poem_openapi::types::Example for RefreshRequest {
+    fn example() -> Self {
+        Self {
+            refresh_token: "rt_6N2wq3kXbV0eRz8yT1uA9pLmC4sD7fGh".into(),
+        }
+    }
+}
+
 /// What logging out ends.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct LogoutRequest {
     /// The session's refresh token; when given, its whole family is revoked too.
     #[oai(nullable, validator(max_length = 256))]
     pub refresh_token: Option<Text>,
+}
+
+impl poem_openapi::types::Example for LogoutRequest {
+    fn example() -> Self {
+        Self {
+            refresh_token: Some("rt_6N2wq3kXbV0eRz8yT1uA9pLmC4sD7fGh".into()),
+        }
+    }
 }
 
 /// Tokens for a session.

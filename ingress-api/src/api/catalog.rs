@@ -110,7 +110,7 @@ impl poem_openapi::types::Example for NewProduct {
 
 /// Every attribute of an existing product.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ProductUpdate {
     #[oai(validator(max_length = 200))]
     pub name: Text,
@@ -124,11 +124,38 @@ pub struct ProductUpdate {
     pub low_stock_threshold: u32,
 }
 
+impl poem_openapi::types::Example for ProductUpdate {
+    fn example() -> Self {
+        Self {
+            name: "Blue mug".into(),
+            description: "350 ml, dishwasher safe".into(),
+            category: "kitchen".into(),
+            price: MoneyDto {
+                amount_minor: 1999,
+                currency: "USD".into(),
+            },
+            active: true,
+            low_stock_threshold: 5,
+        }
+    }
+}
+
 /// A new unit price.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct PriceChange {
     pub price: MoneyDto,
+}
+
+impl poem_openapi::types::Example for PriceChange {
+    fn example() -> Self {
+        Self {
+            price: MoneyDto {
+                amount_minor: 1799,
+                currency: "USD".into(),
+            },
+        }
+    }
 }
 
 /// How a coupon discounts.
@@ -143,7 +170,7 @@ pub enum CouponKindDto {
 
 /// A coupon to create or replace.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CouponInput {
     /// What customers type: letters and digits.
     #[oai(validator(max_length = 32))]
@@ -164,6 +191,23 @@ pub struct CouponInput {
     /// Smallest subtotal the coupon applies to.
     #[oai(nullable)]
     pub minimum_basket: Option<MoneyDto>,
+}
+
+impl poem_openapi::types::Example for CouponInput {
+    fn example() -> Self {
+        Self {
+            code: "SPRING25".into(),
+            kind: CouponKindDto::Percentage,
+            basis_points: Some(2500),
+            amount: None,
+            valid_from_ms: 1_767_225_600_000,
+            valid_until_ms: 1_769_904_000_000,
+            minimum_basket: Some(MoneyDto {
+                amount_minor: 5000,
+                currency: "USD".into(),
+            }),
+        }
+    }
 }
 
 /// A coupon accepted for the catalog.

@@ -61,16 +61,22 @@ pub struct StockPage {
 
 /// Goods received.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct RestockRequest {
     /// Units received; at least 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "4294967295")))]
     pub quantity: u32,
 }
 
+impl poem_openapi::types::Example for RestockRequest {
+    fn example() -> Self {
+        Self { quantity: 100 }
+    }
+}
+
 /// A correction of on-hand stock.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AdjustRequest {
     /// Units to add (positive) or remove (negative); never zero.
     #[oai(validator(minimum(value = "-4294967295"), maximum(value = "4294967295")))]
@@ -78,6 +84,15 @@ pub struct AdjustRequest {
     /// Why, for the audit trail.
     #[oai(validator(max_length = 500))]
     pub reason: Text,
+}
+
+impl poem_openapi::types::Example for AdjustRequest {
+    fn example() -> Self {
+        Self {
+            delta: -2,
+            reason: "two broken in the warehouse".into(),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

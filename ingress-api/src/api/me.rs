@@ -148,7 +148,7 @@ impl From<&UserRecord> for UserProfile {
 
 /// Profile fields to change; absent (or null) fields stay as they are.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ProfilePatch {
     #[oai(nullable, validator(max_length = 200))]
     pub name: Option<Text>,
@@ -162,6 +162,24 @@ pub struct ProfilePatch {
     /// Replaces the preferences whole.
     #[oai(nullable)]
     pub preferences: Option<PreferencesDto>,
+}
+
+impl poem_openapi::types::Example for ProfilePatch {
+    fn example() -> Self {
+        Self {
+            name: Some("Ada King".into()),
+            phone: Some("+442071234567".into()),
+            locale: Some("en-GB".into()),
+            channels: Some(ChannelsDto {
+                email: true,
+                sms: true,
+                push: false,
+            }),
+            preferences: Some(PreferencesDto {
+                muted: vec![TopicDto::OrderCreated],
+            }),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

@@ -134,8 +134,10 @@ pub struct PlaceOrderRequest {
     #[oai(nullable, validator(max_length = 32))]
     pub coupon_code: Option<Text>,
     pub shipping_address: AddressInput,
-    /// The payment provider's token for the payment method. With the simulated provider,
-    /// `tok_decline` is declined and anything else approved.
+    /// The payment provider's token for the payment method. With the simulated provider the
+    /// token decides: `tok_decline` is declined, `tok_insufficient_funds` lacks funds,
+    /// `tok_transient` and `tok_timeout` fail every attempt (retried, then PAYMENT_FAILED),
+    /// `tok_flaky` fails twice and then succeeds; anything else is approved.
     #[oai(validator(max_length = 200))]
     pub payment_method_token: Text,
 }
@@ -296,20 +298,37 @@ pub struct OrderPage {
 
 /// Why the customer cancels.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CancelRequest {
     #[oai(validator(max_length = 500))]
     pub reason: Text,
 }
 
+impl poem_openapi::types::Example for CancelRequest {
+    fn example() -> Self {
+        Self {
+            reason: "ordered the wrong size".into(),
+        }
+    }
+}
+
 /// Hand-over to a carrier.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ShipRequest {
     #[oai(validator(max_length = 200))]
     pub carrier: Text,
     #[oai(validator(max_length = 200))]
     pub tracking_number: Text,
+}
+
+impl poem_openapi::types::Example for ShipRequest {
+    fn example() -> Self {
+        Self {
+            carrier: "DHL".into(),
+            tracking_number: "JJD000390007827194".into(),
+        }
+    }
 }
 
 /// A change accepted for an order.
