@@ -5,19 +5,25 @@
 //! - every order reaches a settled state (confirmed, or terminal) once its deadlines pass;
 //! - compensation runs only for steps that happened (a release follows a reservation, a refund
 //!   follows a charge);
-//! - total = subtotal - discount + tax + shipping for every order.
+//! - total = subtotal - discount + tax + shipping for every order, with or without a coupon
+//!   (percentage, fixed, or unknown: rejected), and the discount never exceeds the subtotal.
 
 mod shop;
 
 use std::collections::{HashMap, HashSet};
 
+use orderflow_schemas::currency::Currency;
 use orderflow_schemas::ids::{OrderId, UserId};
+use orderflow_schemas::messages::catalog_commands::CouponKind;
 use orderflow_schemas::messages::inventory_events::InventoryEvent;
 use orderflow_schemas::messages::order_events::{OrderEvent, OrderStatus};
+use orderflow_schemas::money::Money;
 use proptest::prelude::*;
 use shop::Shop;
 
 const SKUS: [&str; 4] = ["ALPHA", "BRAVO", "CHARLIE", "DELTA"];
+/// Codes the shop knows (a percentage and a fixed amount), and one it does not.
+const COUPONS: [&str; 3] = ["TENOFF", "FIVEOFF", "NOSUCH"];
 const TOKENS: [&str; 5] = [
     "tok_visa",
     "tok_decline",
@@ -32,6 +38,8 @@ enum Step {
         user: usize,
         lines: Vec<(usize, u32)>,
         token: usize,
+        /// An index into [`COUPONS`], or none.
+        coupon: Option<usize>,
     },
     Cancel {
         order: usize,
@@ -52,8 +60,18 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        5 => (0..3usize, proptest::collection::btree_map(0..SKUS.len(), 1..4u32, 1..4), 0..TOKENS.len())
-            .prop_map(|(user, lines, token)| Step::Place { user, lines: lines.into_iter().collect(), token }),
+        5 => (
+            0..3usize,
+            proptest::collection::btree_map(0..SKUS.len(), 1..4u32, 1..4),
+            0..TOKENS.len(),
+            proptest::option::of(0..COUPONS.len()),
+        )
+            .prop_map(|(user, lines, token, coupon)| Step::Place {
+                user,
+                lines: lines.into_iter().collect(),
+                token,
+                coupon,
+            }),
         2 => (0..20usize).prop_map(|order| Step::Cancel { order }),
         1 => (0..20usize).prop_map(|order| Step::Ship { order }),
         1 => (0..SKUS.len(), 1..6u32).prop_map(|(sku, quantity)| Step::Restock { sku, quantity }),
@@ -92,18 +110,36 @@ fn run_scenario(initial_stock: Vec<u32>, steps: Vec<Step>) -> Result<(), TestCas
         shop.add_product(sku, 1_000 + *stock as i64 * 7, *stock, 2);
         stocked.insert(sku, *stock);
     }
+    shop.add_coupon(
+        COUPONS[0],
+        CouponKind::Percentage {
+            basis_points: 1_000,
+        },
+    );
+    shop.add_coupon(
+        COUPONS[1],
+        CouponKind::Fixed {
+            amount: Money::new(500, Currency::parse("USD").unwrap()),
+        },
+    );
     let users: Vec<UserId> = (0..3)
         .map(|index| UserId::generate(shop.now() + index))
         .collect();
     let mut orders: Vec<(OrderId, UserId)> = Vec::new();
     for step in steps {
         match step {
-            Step::Place { user, lines, token } => {
+            Step::Place {
+                user,
+                lines,
+                token,
+                coupon,
+            } => {
                 let lines: Vec<(&str, u32)> = lines
                     .iter()
                     .map(|(sku, quantity)| (SKUS[*sku], *quantity))
                     .collect();
-                let order = shop.place(users[user], &lines, TOKENS[token], None);
+                let coupon = coupon.map(|index| COUPONS[index]);
+                let order = shop.place(users[user], &lines, TOKENS[token], coupon);
                 orders.push((order, users[user]));
             }
             Step::Cancel { order } => {
@@ -176,6 +212,8 @@ fn run_scenario(initial_stock: Vec<u32>, steps: Vec<Step>) -> Result<(), TestCas
             ),
         }
         if let Some(totals) = &state.totals {
+            prop_assert!(totals.discount.amount_minor >= 0);
+            prop_assert!(totals.discount.amount_minor <= totals.subtotal.amount_minor);
             prop_assert_eq!(
                 totals.total.amount_minor,
                 totals.subtotal.amount_minor - totals.discount.amount_minor
