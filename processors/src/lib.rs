@@ -14,5 +14,6 @@ pub mod order_saga;
 pub mod order_state_codec;
 pub mod payment;
 pub mod pricing;
+pub mod user_profile_codec;
 pub mod users;
 pub mod wire;

@@ -5,6 +5,7 @@ use orderflow_processors::notification::{
     NotificationInput, NotificationProcessor, ORDER_USERS_STORE, OUTBOX_STORE, OutboxProcessor,
     SENT_STORE,
 };
+use orderflow_processors::user_profile_codec::UserProfileCodec;
 use orderflow_processors::users::{USERS_TABLE, project_user};
 use orderflow_processors::wire::{EnvelopeSource, envelope_serde};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use orderflow_runtime::{EffectHandler, Topology, TopologyBuilder, TopologyError}
 use orderflow_schemas::catalog::{NOTIFICATION_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS, USER_EVENTS};
 use orderflow_schemas::envelope::Envelope;
 use orderflow_schemas::messages::notification_events::NotificationEvent;
-use orderflow_state_stores::{CompactCodec, JsonCodec, StringCodec};
+use orderflow_state_stores::{JsonCodec, StringCodec};
 
 use crate::catalog_topic;
 
@@ -59,7 +60,7 @@ pub fn topology(options: &NotificationsOptions) -> Result<Topology, TopologyErro
             USER_EVENTS,
             EnvelopeSource::new(|envelope| envelope),
             StringCodec,
-            CompactCodec,
+            UserProfileCodec,
             project_user,
         )
         .add_source(
