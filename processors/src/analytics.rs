@@ -43,8 +43,6 @@ pub const MINUTE_WINDOWS: &str = "analytics-windows-1m";
 /// Window store of the 10-minute panes the 1-hour hopping windows are summed from. Panes are
 /// deleted when their last window is reported, never by time (see [`PANE_RETENTION_MS`]).
 pub const HOUR_PANES: &str = "analytics-panes-10m";
-/// Where the 1-hour windows were kept whole before panes (no longer written or read).
-pub const LEGACY_HOUR_WINDOWS: &str = "analytics-windows-1h";
 /// The panes' store never expires a pane by time: a pane must outlive every window containing
 /// it however far stream time jumps before their timers fire, and each is deleted explicitly.
 pub const PANE_RETENTION_MS: i64 = i64::MAX / 4;
@@ -544,15 +542,11 @@ impl Processor for WindowAggregator {
         // The hour windows, through the fact's pane: when a pane is first written, every
         // still-open window containing it gets its (fixed, payload-free) timer.
         let hour = WINDOW_SHAPES[1];
-        let open: Vec<i64> = hour
-            .windows_containing(fact.event_time)
-            .into_iter()
-            .filter(|start| start + hour.size_ms + grace_ms > stream_time)
-            .collect();
-        if open.is_empty() {
+        let pane_start = fact.event_time - fact.event_time.rem_euclid(hour.advance_ms);
+        // The window starting with the pane closes last of those containing it.
+        if pane_start + hour.size_ms + grace_ms <= stream_time {
             return Ok(()); // later than the grace period of every window it falls in
         }
-        let pane_start = fact.event_time - fact.event_time.rem_euclid(hour.advance_ms);
         let first_in_pane = {
             let mut panes = context.window_store::<String, WindowTotal>(HOUR_PANES)?;
             let existing = panes.get(&record.key, pane_start)?;
@@ -565,6 +559,10 @@ impl Processor for WindowAggregator {
             first
         };
         if first_in_pane {
+            let open = hour
+                .windows_containing(fact.event_time)
+                .into_iter()
+                .filter(|start| start + hour.size_ms + grace_ms > stream_time);
             for window_start in open {
                 write_timer_key(&mut timer_key, HOUR_TIMER, window_start, &record.key);
                 context.schedule_fixed(
@@ -682,6 +680,26 @@ pub fn window_key(metric: &str, dimension: &str, size_ms: i64, window_start: i64
     format!("{metric}/{encoded}/{}m/{window_start}", size_ms / 60_000)
 }
 
+/// The dimension of a [`window_key`] (`all`, a currency, `category:<c>:<currency>`,
+/// `sku:<sku>`), percent-decoded.
+pub fn window_key_dimension(window_key: &str) -> String {
+    let encoded = window_key.split('/').nth(1).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut input = encoded.bytes();
+    while let Some(byte) = input.next() {
+        if byte == b'%' {
+            let high = input.next().and_then(|digit| (digit as char).to_digit(16));
+            let low = input.next().and_then(|digit| (digit as char).to_digit(16));
+            if let (Some(high), Some(low)) = (high, low) {
+                bytes.push((high * 16 + low) as u8);
+                continue;
+            }
+        }
+        bytes.push(byte);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,6 +712,7 @@ mod tests {
             "revenue/category:Home%20%26%20K%C3%BCche:EUR/1m/120000"
         );
         assert!(key.bytes().all(|byte| byte.is_ascii_graphic()));
+        assert_eq!(window_key_dimension(&key), "category:Home & Küche:EUR");
     }
 
     #[test]

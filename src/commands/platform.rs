@@ -85,8 +85,8 @@ pub fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     api_config
         .validate()
         .map_err(|error| anyhow::anyhow!("{error}"))?;
+    // Validated with the rest of the configuration when it was loaded.
     let domain = config.domain();
-    domain.validate()?;
     let log = open_embedded_log(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let topologies = Arc::new(

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use orderflow_processors::analytics::{WINDOW_SHAPES, window_key_dimension};
 use orderflow_processors::wire::envelope_serde;
 use orderflow_runtime::RecordDecoder;
 use orderflow_schemas::catalog::ANALYTICS_AGGREGATES;
@@ -121,25 +122,6 @@ pub enum SummaryWindow {
     Hour,
 }
 
-/// The group of a window key (`metric/group/size/start`), percent-decoded.
-fn group_of(window_key: &str) -> String {
-    let encoded = window_key.split('/').nth(1).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(encoded.len());
-    let mut input = encoded.bytes();
-    while let Some(byte) = input.next() {
-        if byte == b'%' {
-            let high = input.next().and_then(|digit| (digit as char).to_digit(16));
-            let low = input.next().and_then(|digit| (digit as char).to_digit(16));
-            if let (Some(high), Some(low)) = (high, low) {
-                bytes.push((high * 16 + low) as u8);
-                continue;
-            }
-        }
-        bytes.push(byte);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// The latest value of every window in the tail of `analytics-aggregates` (each window's
 /// latest record wins), by window key.
 fn latest_windows(state: &AppState) -> ApiResult<BTreeMap<String, WindowAggregate>> {
@@ -203,7 +185,7 @@ pub fn summarize(windows: &BTreeMap<String, WindowAggregate>, size_ms: i64) -> A
     };
     let (mut succeeded, mut failed) = (0u64, 0u64);
     for window in of_size().filter(|window| window.window_start.as_unix_millis() == start) {
-        let group = group_of(&window.window_key);
+        let group = window_key_dimension(&window.window_key);
         match (window.metric, group.as_str()) {
             (AnalyticsMetric::OrdersCreated, "all") => summary.orders.created = window.count,
             (AnalyticsMetric::OrdersConfirmed, "all") => summary.orders.confirmed = window.count,
@@ -287,7 +269,7 @@ impl AnalyticsApi {
             latest.insert(
                 window_key,
                 AggregateView {
-                    group: group_of(&aggregate.window_key),
+                    group: window_key_dimension(&aggregate.window_key),
                     window_key: aggregate.window_key,
                     metric: metric_name,
                     window_start_ms: aggregate.window_start.as_unix_millis(),
@@ -326,8 +308,8 @@ impl AnalyticsApi {
     ) -> ApiResult<SummaryResponse> {
         auth.0.require_admin()?;
         let size_ms = match window.0.unwrap_or(SummaryWindow::Minute) {
-            SummaryWindow::Minute => 60_000,
-            SummaryWindow::Hour => 3_600_000,
+            SummaryWindow::Minute => WINDOW_SHAPES[0].size_ms,
+            SummaryWindow::Hour => WINDOW_SHAPES[1].size_ms,
         };
         Ok(SummaryResponse::Ok(Json(summarize(
             &latest_windows(&state)?,
