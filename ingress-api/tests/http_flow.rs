@@ -521,9 +521,9 @@ async fn coupons_are_created_read_listed_applied_and_discontinued() {
     assert_eq!(read.body["basis_points"], 1000);
     assert_eq!(read.body["active"], true);
     assert_eq!(read.body["coupon_id"], created.body["coupon_id"]);
-    let listed = harness.get("/api/v1/coupons", Some(&admin)).await;
-    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
-    assert_eq!(listed.body["items"][0]["code"], "SAVE10", "{}", listed.body);
+    // The list trails the write by a moment (it reads the saga's table of coupons).
+    let listed = list_coupons_until(&harness, &admin, &["SAVE10"]).await;
+    assert_eq!(listed["items"][0]["code"], "SAVE10", "{listed}");
     harness
         .get("/api/v1/coupons", Some(&token))
         .await
@@ -610,6 +610,66 @@ async fn coupons_are_created_read_listed_applied_and_discontinued() {
         )
         .await;
     assert_eq!(first.body["totals"]["discount"]["amount_minor"], 200);
+
+    // A coupon published before the catalog kept coupons itself (straight onto catalog-events,
+    // as older builds left them) is read, listed and discontinued all the same.
+    use orderflow_schemas::messages::catalog_commands::CouponKind;
+    use orderflow_schemas::messages::catalog_events::{CatalogEvent, CouponUpserted};
+    let legacy = CatalogEvent::CouponUpserted(CouponUpserted {
+        coupon_id: orderflow_schemas::ids::CouponId::generate(now),
+        code: orderflow_schemas::codes::CouponCode::parse("OLDIE").unwrap(),
+        kind: CouponKind::Percentage { basis_points: 500 },
+        valid_from: orderflow_schemas::time::Timestamp::from_unix_millis(now - 1_000),
+        valid_until: orderflow_schemas::time::Timestamp::from_unix_millis(now + 86_400_000),
+        minimum_basket: None,
+    });
+    let record = orderflow_processors::wire::keyed_envelope_record(
+        "catalog-events",
+        harness.state.partitions("catalog-events"),
+        legacy,
+        now,
+        orderflow_schemas::ids::CorrelationId::generate(now),
+    )
+    .unwrap();
+    harness.state.log.produce(vec![record]).unwrap();
+    let listed = list_coupons_until(&harness, &admin, &["OLDIE", "SAVE10"]).await;
+    assert_eq!(listed["items"][0]["code"], "OLDIE", "{listed}");
+    let oldie = harness.get("/api/v1/coupons/OLDIE", Some(&admin)).await;
+    assert_eq!(oldie.status, StatusCode::OK, "{}", oldie.body);
+    assert_eq!(oldie.body["active"], true);
+    let stopped = harness
+        .post("/api/v1/coupons/OLDIE/discontinue", Some(&admin), json!({}))
+        .await;
+    assert_eq!(stopped.status, StatusCode::ACCEPTED, "{}", stopped.body);
+    let position = stopped.body["position"].as_str().unwrap();
+    let read = harness
+        .get(
+            &format!("/api/v1/coupons/OLDIE?position={position}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(read.body["active"], false, "{}", read.body);
+}
+
+/// Lists coupons (admin) until every code in `codes` is there, in a bounded time.
+async fn list_coupons_until(harness: &Harness, admin: &str, codes: &[&str]) -> serde_json::Value {
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..100 {
+        let reply = harness.get("/api/v1/coupons", Some(admin)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        listed = reply.body;
+        let present: Vec<&str> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|item| item["code"].as_str())
+            .collect();
+        if codes.iter().all(|code| present.contains(code)) {
+            return listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("coupons {codes:?} never listed: {listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,99 @@ impl StoreReader {
         Ok(merged)
     }
 
+    fn global_table_shape<K: 'static, V: 'static>(
+        &self,
+        table: &str,
+    ) -> Result<&TypedStoreCodecs<K, V>, RuntimeError> {
+        let definition = self
+            .topology
+            .global_tables
+            .iter()
+            .find(|definition| definition.name == table)
+            .ok_or_else(|| RuntimeError::Config {
+                field: "global table",
+                reason: format!(
+                    "application `{}` has no global table named `{table}`",
+                    self.application_id
+                ),
+            })?;
+        definition
+            .codecs
+            .downcast_ref::<TypedStoreCodecs<K, V>>()
+            .ok_or_else(|| RuntimeError::Config {
+                field: "global table",
+                reason: format!(
+                    "global table `{table}` does not hold {} -> {}",
+                    std::any::type_name::<K>(),
+                    std::any::type_name::<V>()
+                ),
+            })
+    }
+
+    /// The committed row of global table `table` under `key` (one keyspace holds every row).
+    pub fn global_table_get<K: 'static, V: 'static>(
+        &self,
+        table: &str,
+        key: &K,
+    ) -> Result<Option<V>, RuntimeError> {
+        let typed = self.global_table_shape::<K, V>(table)?;
+        let codecs = StoreCodecs {
+            name: table,
+            key: typed.key.as_ref(),
+            value: typed.value.as_ref(),
+        };
+        let engine = self.log.state_engine();
+        let space = engine.space(&crate::global::global_table_space_name(
+            &self.application_id,
+            table,
+        ))?;
+        Ok(CommittedKeyValueStore::new(engine, space, codecs).get(key)?)
+    }
+
+    /// Rows of global table `table` in key order, after the encoded key `cursor`, at most
+    /// `limit`.
+    pub fn global_table_scan<K: 'static, V: 'static>(
+        &self,
+        table: &str,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, K, V)>, RuntimeError> {
+        let typed = self.global_table_shape::<K, V>(table)?;
+        let codecs = StoreCodecs {
+            name: table,
+            key: typed.key.as_ref(),
+            value: typed.value.as_ref(),
+        };
+        let engine = self.log.state_engine();
+        let space = engine.space(&crate::global::global_table_space_name(
+            &self.application_id,
+            table,
+        ))?;
+        let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut rows = Vec::new();
+        let mut error = None;
+        engine.scan(&space, lower, Bound::Unbounded, false, &mut |key, value| {
+            match (codecs.decode_key(key), codecs.decode_value(key, value)) {
+                (Ok(decoded_key), Ok(decoded_value)) => {
+                    rows.push((key.to_vec(), decoded_key, decoded_value))
+                }
+                (Err(failure), _) | (_, Err(failure)) => {
+                    error = Some(failure);
+                    return ControlFlow::Break(());
+                }
+            }
+            if rows.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        match error {
+            Some(failure) => Err(failure.into()),
+            None => Ok(rows),
+        }
+    }
+
     /// Whether the application has committed processing of `topic`'s `partition` past
     /// `offset` (see the module doc on read-your-writes).
     pub fn has_processed(

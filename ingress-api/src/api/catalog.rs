@@ -4,7 +4,7 @@
 use crate::api::text::Text;
 use std::sync::Arc;
 
-use orderflow_processors::catalog::{COUPON_STORE, PRODUCT_STORE, coupon_store_key};
+use orderflow_processors::catalog::{COUPON_STORE, COUPONS_TABLE, PRODUCT_STORE, coupon_store_key};
 use orderflow_schemas::catalog::CATALOG_COMMANDS;
 use orderflow_schemas::codes::{CouponCode, Sku};
 use orderflow_schemas::ids::CouponId;
@@ -337,20 +337,30 @@ async fn catalog_entry<V: 'static>(
         .ok_or_else(|| ApiError::not_found(missing()))
 }
 
-/// The coupon `code` names (see [`catalog_entry`]).
+/// The coupon `code` names (see [`catalog_entry`]). A coupon defined before the catalog kept
+/// coupons in its own store is found in the saga's `coupons` table instead.
 async fn existing_coupon(
     state: &AppState,
     code: &CouponCode,
     position: Option<&str>,
 ) -> ApiResult<CouponUpserted> {
-    catalog_entry(
+    let kept = catalog_entry(
         state,
         COUPON_STORE,
         &coupon_store_key(code),
         position,
         || format!("no coupon {code}"),
     )
-    .await
+    .await;
+    match kept {
+        Err(not_found) => state
+            .topologies
+            .fulfillment
+            .global_table_get::<String, CouponUpserted>(COUPONS_TABLE, &code.to_string())
+            .map_err(|error| ApiError::internal("reading the coupons table", error))?
+            .ok_or(not_found),
+        found => found,
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -685,7 +695,8 @@ impl CatalogApi {
         ))
     }
 
-    /// Coupons by code, expired and discontinued ones included (admin).
+    /// Coupons by code, expired and discontinued ones included (admin). The list trails a
+    /// write by a moment; read a coupon with `?position=` to see your own write.
     #[oai(path = "/api/v1/coupons", method = "get", operation_id = "listCoupons")]
     async fn list_coupons(
         &self,
@@ -700,17 +711,13 @@ impl CatalogApi {
         auth.0.require_admin()?;
         let limit = page_size(&state, limit.0)? as usize;
         let after = decode_cursor(cursor.0.as_deref())?;
+        // Every coupon ever defined, as the saga prices orders with them (a moment behind a
+        // write; read one with `?position=` to see your own).
         let page = state
             .topologies
-            .catalog
-            .scan_prefix::<String, CouponUpserted>(
-                COUPON_STORE,
-                b"",
-                after.as_deref(),
-                false,
-                limit,
-            )
-            .map_err(|error| ApiError::internal("reading the catalog view", error))?;
+            .fulfillment
+            .global_table_scan::<String, CouponUpserted>(COUPONS_TABLE, after.as_deref(), limit)
+            .map_err(|error| ApiError::internal("reading the coupons table", error))?;
         let now_ms = state.now_ms();
         let next_cursor = (page.len() == limit)
             .then(|| page.last().map(|(key, _, _)| encode_cursor(key)))
