@@ -21,7 +21,7 @@
 use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
-use orderflow_state_stores::{CommittedKeyValueStore, StoreCodecs, prefix_upper_bound};
+use orderflow_state_stores::{CommittedKeyValueStore, Space, StoreCodecs, prefix_upper_bound};
 
 use crate::error::RuntimeError;
 use crate::log::LogBackend;
@@ -196,24 +196,35 @@ impl StoreReader {
             })
     }
 
-    /// The committed row of global table `table` under `key` (one keyspace holds every row).
-    pub fn global_table_get<K: 'static, V: 'static>(
-        &self,
-        table: &str,
-        key: &K,
-    ) -> Result<Option<V>, RuntimeError> {
+    /// A global table's codecs and keyspace (one keyspace holds every row).
+    fn global_table_access<'a, K: 'static, V: 'static>(
+        &'a self,
+        table: &'a str,
+    ) -> Result<(StoreCodecs<'a, K, V>, Space), RuntimeError> {
         let typed = self.global_table_shape::<K, V>(table)?;
         let codecs = StoreCodecs {
             name: table,
             key: typed.key.as_ref(),
             value: typed.value.as_ref(),
         };
-        let engine = self.log.state_engine();
-        let space = engine.space(&crate::global::global_table_space_name(
-            &self.application_id,
-            table,
-        ))?;
-        Ok(CommittedKeyValueStore::new(engine, space, codecs).get(key)?)
+        let space = self
+            .log
+            .state_engine()
+            .space(&crate::global::global_table_space_name(
+                &self.application_id,
+                table,
+            ))?;
+        Ok((codecs, space))
+    }
+
+    /// The committed row of global table `table` under `key`.
+    pub fn global_table_get<K: 'static, V: 'static>(
+        &self,
+        table: &str,
+        key: &K,
+    ) -> Result<Option<V>, RuntimeError> {
+        let (codecs, space) = self.global_table_access::<K, V>(table)?;
+        Ok(CommittedKeyValueStore::new(self.log.state_engine(), space, codecs).get(key)?)
     }
 
     /// Rows of global table `table` in key order, after the encoded key `cursor`, at most
@@ -224,17 +235,8 @@ impl StoreReader {
         cursor: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, K, V)>, RuntimeError> {
-        let typed = self.global_table_shape::<K, V>(table)?;
-        let codecs = StoreCodecs {
-            name: table,
-            key: typed.key.as_ref(),
-            value: typed.value.as_ref(),
-        };
+        let (codecs, space) = self.global_table_access::<K, V>(table)?;
         let engine = self.log.state_engine();
-        let space = engine.space(&crate::global::global_table_space_name(
-            &self.application_id,
-            table,
-        ))?;
         let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
         let mut rows = Vec::new();
         let mut error = None;
