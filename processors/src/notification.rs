@@ -13,6 +13,7 @@ use orderflow_schemas::messages::notification_events::{
 };
 use orderflow_schemas::messages::order_events::OrderEvent;
 use orderflow_schemas::messages::payment_events::PaymentEvent;
+use orderflow_schemas::messages::user_events::NotificationTopic;
 use orderflow_state_stores::KeyValueStore;
 
 use crate::users::{USERS_TABLE, UserProfile};
@@ -42,14 +43,34 @@ pub struct Rendered {
     pub body: String,
 }
 
+/// The kind of notification an event makes (its template), if it makes one.
+pub fn topic_of(input: &NotificationInput) -> Option<NotificationTopic> {
+    Some(match input {
+        NotificationInput::Order(envelope) => match &envelope.payload {
+            OrderEvent::OrderCreated(_) => NotificationTopic::OrderCreated,
+            OrderEvent::OrderConfirmed(_) => NotificationTopic::OrderConfirmed,
+            OrderEvent::OrderRejected(_) => NotificationTopic::OrderRejected,
+            OrderEvent::OrderCancelled(_) => NotificationTopic::OrderCancelled,
+            OrderEvent::OrderShipped(_) => NotificationTopic::OrderShipped,
+            OrderEvent::OrderDelivered(_) => NotificationTopic::OrderDelivered,
+            OrderEvent::OrderPaymentFailed(_) => NotificationTopic::PaymentFailed,
+            OrderEvent::TransitionRefused(_) => return None,
+        },
+        NotificationInput::Payment(envelope) => match &envelope.payload {
+            PaymentEvent::PaymentRefunded(_) => NotificationTopic::PaymentRefunded,
+            _ => return None,
+        },
+    })
+}
+
 /// Renders the message for an event in a locale (German for `de*`, English otherwise); `None`
 /// for events nobody is notified of.
 pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Rendered> {
     let german = locale.starts_with("de");
-    let (template, subject, body) = match input {
+    let template = topic_of(input)?.name();
+    let (subject, body) = match input {
         NotificationInput::Order(envelope) => match &envelope.payload {
             OrderEvent::OrderCreated(created) => (
-                "order_created",
                 if german {
                     "Bestellung eingegangen"
                 } else {
@@ -68,7 +89,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderConfirmed(confirmed) => (
-                "order_confirmed",
                 if german {
                     "Bestellung bestätigt"
                 } else {
@@ -87,7 +107,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderRejected(rejected) => (
-                "order_rejected",
                 if german {
                     "Bestellung abgelehnt"
                 } else {
@@ -106,7 +125,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderCancelled(cancelled) => (
-                "order_cancelled",
                 if german {
                     "Bestellung storniert"
                 } else {
@@ -125,7 +143,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderShipped(shipped) => (
-                "order_shipped",
                 if german {
                     "Bestellung versandt"
                 } else {
@@ -144,7 +161,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderDelivered(delivered) => (
-                "order_delivered",
                 if german {
                     "Bestellung zugestellt"
                 } else {
@@ -163,7 +179,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
                 },
             ),
             OrderEvent::OrderPaymentFailed(failed) => (
-                "payment_failed",
                 if german {
                     "Zahlung fehlgeschlagen"
                 } else {
@@ -185,7 +200,6 @@ pub fn render(input: &NotificationInput, locale: &str, name: &str) -> Option<Ren
         },
         NotificationInput::Payment(envelope) => match &envelope.payload {
             PaymentEvent::PaymentRefunded(refunded) => (
-                "payment_refunded",
                 if german {
                     "Erstattung veranlasst"
                 } else {
@@ -279,18 +293,13 @@ impl Processor for NotificationProcessor {
         else {
             return Ok(()); // a user that no longer exists (or never did) is not notified
         };
+        // Muted kinds are sent on no channel (and not rendered).
+        if topic_of(&record.value).is_some_and(|topic| profile.preferences.muted.contains(&topic)) {
+            return Ok(());
+        }
         let Some(rendered) = render(&record.value, &profile.locale, &profile.name) else {
             return Ok(());
         };
-        // Muted kinds are sent on no channel.
-        if profile
-            .preferences
-            .muted
-            .iter()
-            .any(|topic| topic.name() == rendered.template)
-        {
-            return Ok(());
-        }
         let now = context.now_ms();
         for channel in [
             NotificationChannel::Email,
