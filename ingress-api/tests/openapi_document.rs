@@ -178,3 +178,32 @@ fn every_request_body_and_the_problem_schema_have_an_example() {
     // Every error answers with the problem schema: its example shows in every error response.
     assert!(schemas["Problem"]["example"].is_object());
 }
+
+#[test]
+fn every_json_response_body_has_an_example() {
+    let document: Value = serde_json::from_str(&orderflow_ingress_api::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let Some(media) = response["content"]["application/json"].as_object() else {
+                    continue;
+                };
+                let Some(name) = media["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|reference| reference.rsplit('/').next())
+                else {
+                    continue;
+                };
+                if schemas[name].get("example").is_none() {
+                    missing.push(format!("{method} {path} {status} ({name})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "responses without an example: {missing:?}"
+    );
+}

@@ -17,12 +17,13 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, BearerAuth, MoneyDto, page_size};
+use crate::api::example_money;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// One window of one metric.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AggregateView {
     /// `metric/group/window/start`.
     pub window_key: String,
@@ -42,11 +43,34 @@ pub struct AggregateView {
     pub is_final: bool,
 }
 
+impl poem_openapi::types::Example for AggregateView {
+    fn example() -> Self {
+        Self {
+            window_key: "revenue/USD/1m/1767225600000".to_string(),
+            group: "USD".to_string(),
+            metric: "revenue".to_string(),
+            window_start_ms: 1_767_225_600_000,
+            window_end_ms: 1_767_225_660_000,
+            count: 3,
+            amount: Some(example_money(14361, "USD")),
+            is_final: true,
+        }
+    }
+}
+
 /// Aggregates, newest windows first.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AggregatePage {
     pub items: Vec<AggregateView>,
+}
+
+impl poem_openapi::types::Example for AggregatePage {
+    fn example() -> Self {
+        Self {
+            items: vec![AggregateView::example()],
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -87,7 +111,7 @@ pub struct OrderCounts {
 
 /// The derived figures of the most recent closed window of one size.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct AnalyticsSummary {
     /// The window, if one of this size has closed yet.
     pub window_start_ms: Option<i64>,
@@ -103,6 +127,36 @@ pub struct AnalyticsSummary {
     pub top_skus: Vec<SkuUnits>,
     /// StockLow alerts.
     pub stock_low: u64,
+}
+
+impl poem_openapi::types::Example for AnalyticsSummary {
+    fn example() -> Self {
+        Self {
+            window_start_ms: Some(1_767_225_600_000),
+            window_end_ms: Some(1_767_225_660_000),
+            orders: OrderCounts {
+                created: 4,
+                confirmed: 3,
+                rejected: 1,
+                cancelled: 0,
+                payment_failed: 0,
+            },
+            revenue: vec![GroupAmount {
+                group: "USD".to_string(),
+                amount: example_money(14361, "USD"),
+            }],
+            revenue_by_category: vec![GroupAmount {
+                group: "category:kitchen:USD".to_string(),
+                amount: example_money(14361, "USD"),
+            }],
+            payment_success_rate: Some(1.0),
+            top_skus: vec![SkuUnits {
+                sku: "MUG-BLUE".to_string(),
+                units: 6,
+            }],
+            stock_low: 0,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

@@ -111,7 +111,7 @@ impl poem_openapi::types::Example for LogoutRequest {
 
 /// Tokens for a session.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TokenResponse {
     /// A JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -123,6 +123,20 @@ pub struct TokenResponse {
     pub refresh_token: String,
     /// The user.
     pub user: UserProfile,
+}
+
+impl poem_openapi::types::Example for TokenResponse {
+    fn example() -> Self {
+        Self {
+            access_token:
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTlhYzVkMCJ9.c2lnbmF0dXJl"
+                    .to_string(),
+            token_type: "Bearer".to_string(),
+            expires_in: 900,
+            refresh_token: "rt_6N2wq3kXbV0eRz8yT1uA9pLmC4sD7fGh".to_string(),
+            user: poem_openapi::types::Example::example(),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

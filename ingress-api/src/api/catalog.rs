@@ -22,12 +22,13 @@ use super::{
     Accepted, ApiTags, BearerAuth, MoneyDto, await_position, decode_cursor, encode_cursor,
     page_size, submit_command,
 };
+use crate::api::example_money;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// A product as the catalog shows it.
 #[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ProductView {
     pub sku: String,
     pub name: String,
@@ -40,6 +41,21 @@ pub struct ProductView {
     pub discontinued: bool,
     /// Available stock at or below which the product counts as low on stock.
     pub low_stock_threshold: u32,
+}
+
+impl poem_openapi::types::Example for ProductView {
+    fn example() -> Self {
+        Self {
+            sku: "MUG-BLUE".to_string(),
+            name: "Blue mug".to_string(),
+            description: "350 ml, dishwasher safe".to_string(),
+            category: "kitchen".to_string(),
+            price: example_money(1999, "USD"),
+            active: true,
+            discontinued: false,
+            low_stock_threshold: 5,
+        }
+    }
 }
 
 impl From<&Product> for ProductView {
@@ -59,11 +75,20 @@ impl From<&Product> for ProductView {
 
 /// A page of products.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ProductPage {
     pub items: Vec<ProductView>,
     /// Pass as `?cursor=` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl poem_openapi::types::Example for ProductPage {
+    fn example() -> Self {
+        Self {
+            items: vec![ProductView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 /// A new product.
@@ -212,10 +237,19 @@ impl poem_openapi::types::Example for CouponInput {
 
 /// A coupon accepted for the catalog.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CouponAccepted {
     pub coupon_id: String,
     pub position: String,
+}
+
+impl poem_openapi::types::Example for CouponAccepted {
+    fn example() -> Self {
+        Self {
+            coupon_id: "019ac5e0-0a1b-7c2d-8e3f-4a5b6c7d8e9f".to_string(),
+            position: "b3JkZXItY29tbWFuZHM6MToxMjM".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -235,7 +269,7 @@ enum CouponResponse {
 
 /// A coupon's current definition.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CouponView {
     pub coupon_id: String,
     pub code: String,
@@ -251,6 +285,22 @@ pub struct CouponView {
     pub minimum_basket: Option<MoneyDto>,
     /// Whether it applies now (the validity window contains the present).
     pub active: bool,
+}
+
+impl poem_openapi::types::Example for CouponView {
+    fn example() -> Self {
+        Self {
+            coupon_id: "019ac5e0-0a1b-7c2d-8e3f-4a5b6c7d8e9f".to_string(),
+            code: "SPRING25".to_string(),
+            kind: CouponKindDto::Percentage,
+            basis_points: Some(2500),
+            amount: None,
+            valid_from_ms: 1_767_225_600_000,
+            valid_until_ms: 1_769_904_000_000,
+            minimum_basket: Some(example_money(5000, "USD")),
+            active: true,
+        }
+    }
 }
 
 impl CouponView {
@@ -283,10 +333,19 @@ impl CouponView {
 
 /// A page of coupons, by code.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CouponPage {
     pub items: Vec<CouponView>,
     pub next_cursor: Option<String>,
+}
+
+impl poem_openapi::types::Example for CouponPage {
+    fn example() -> Self {
+        Self {
+            items: vec![CouponView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

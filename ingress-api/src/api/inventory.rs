@@ -23,7 +23,7 @@ use crate::state::AppState;
 
 /// Stock of one SKU.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct StockView {
     pub sku: String,
     /// Units in the warehouse.
@@ -36,6 +36,19 @@ pub struct StockView {
     pub committed: u32,
     /// Whether available stock is at or below the product's threshold.
     pub low: bool,
+}
+
+impl poem_openapi::types::Example for StockView {
+    fn example() -> Self {
+        Self {
+            sku: "MUG-BLUE".to_string(),
+            on_hand: 40,
+            reserved: 3,
+            available: 37,
+            committed: 12,
+            low: false,
+        }
+    }
 }
 
 impl StockView {
@@ -53,10 +66,19 @@ impl StockView {
 
 /// A page of SKUs low on stock.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct StockPage {
     pub items: Vec<StockView>,
     pub next_cursor: Option<String>,
+}
+
+impl poem_openapi::types::Example for StockPage {
+    fn example() -> Self {
+        Self {
+            items: vec![StockView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 /// Goods received.

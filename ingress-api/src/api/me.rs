@@ -107,7 +107,7 @@ impl From<&PreferencesDto> for NotificationPreferences {
 
 /// A user's profile.
 #[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct UserProfile {
     /// UUIDv7.
     pub id: String,
@@ -124,6 +124,29 @@ pub struct UserProfile {
     pub created_at_ms: i64,
     /// Unix milliseconds.
     pub updated_at_ms: i64,
+}
+
+impl poem_openapi::types::Example for UserProfile {
+    fn example() -> Self {
+        Self {
+            id: "019ac5d0-1b2c-7a3d-8e4f-5a6b7c8d9e0f".to_string(),
+            email: "ada@example.com".to_string(),
+            name: "Ada Lovelace".to_string(),
+            phone: Some("+442071234567".to_string()),
+            locale: "en-GB".to_string(),
+            role: RoleDto::Customer,
+            channels: ChannelsDto {
+                email: true,
+                sms: true,
+                push: false,
+            },
+            preferences: PreferencesDto {
+                muted: vec![TopicDto::OrderCreated],
+            },
+            created_at_ms: 1_767_225_600_000,
+            updated_at_ms: 1_767_225_600_000,
+        }
+    }
 }
 
 impl From<&UserRecord> for UserProfile {

@@ -165,6 +165,14 @@ impl MoneyDto {
 }
 
 /// A page size from `?limit=`, within the configured bounds.
+/// An amount for the OpenAPI document's examples.
+pub(crate) fn example_money(amount_minor: i64, currency: &str) -> MoneyDto {
+    MoneyDto {
+        amount_minor,
+        currency: currency.into(),
+    }
+}
+
 pub fn page_size(state: &AppState, limit: Option<u32>) -> ApiResult<u32> {
     match limit {
         None => Ok(state.config.default_page_size),
@@ -227,10 +235,18 @@ pub async fn submit_command<T: Message>(
 
 /// An accepted command: where it landed, to read one's own write.
 #[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct Accepted {
     /// Pass as `?position=` to a read of the same resource to see this write.
     pub position: String,
+}
+
+impl poem_openapi::types::Example for Accepted {
+    fn example() -> Self {
+        Self {
+            position: "b3JkZXItY29tbWFuZHM6MToxMjM".to_string(),
+        }
+    }
 }
 
 /// Waits (bounded) until `reader`'s application has processed the write behind a position

@@ -26,7 +26,7 @@ pub enum ChannelDto {
 
 /// One notification sent to the user.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct NotificationView {
     pub notification_id: String,
     pub channel: ChannelDto,
@@ -39,12 +39,34 @@ pub struct NotificationView {
     pub sent_at_ms: i64,
 }
 
+impl poem_openapi::types::Example for NotificationView {
+    fn example() -> Self {
+        Self {
+            notification_id: "019ac5e3-2d4e-7f60-8a1b-2c3d4e5f6a7b".to_string(),
+            channel: ChannelDto::Email,
+            template: "order_confirmed".to_string(),
+            subject: Some("Order confirmed".to_string()),
+            body: "Hi Ada, your order is confirmed.".to_string(),
+            sent_at_ms: 1_767_225_600_020,
+        }
+    }
+}
+
 /// A page of notifications, newest first.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct NotificationPage {
     pub items: Vec<NotificationView>,
     pub next_cursor: Option<String>,
+}
+
+impl poem_openapi::types::Example for NotificationPage {
+    fn example() -> Self {
+        Self {
+            items: vec![NotificationView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// What readiness depends on.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct Readiness {
     /// Every topology runs (stores restored, global tables caught up, threads alive).
     pub topologies: bool,
@@ -22,6 +22,17 @@ pub struct Readiness {
     pub shared_state: bool,
     /// Records not yet processed by the topologies.
     pub lag: u64,
+}
+
+impl poem_openapi::types::Example for Readiness {
+    fn example() -> Self {
+        Self {
+            topologies: true,
+            database: true,
+            shared_state: true,
+            lag: 0,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

@@ -26,6 +26,7 @@ use super::{
     ApiTags, BearerAuth, MoneyDto, Principal, await_position, command_record, decode_cursor,
     encode_cursor, page_size, produce, submit_command,
 };
+use crate::api::example_money;
 use crate::platform::order_intake::IntakeBegin;
 use crate::platform::{AtomicIntake, Position, Produce};
 use crate::problem::{ApiError, ApiResult};
@@ -167,13 +168,23 @@ impl poem_openapi::types::Example for PlaceOrderRequest {
 
 /// An order accepted for processing.
 #[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct OrderAccepted {
     pub order_id: String,
     /// Always `PENDING` at acceptance.
     pub status: OrderStatusDto,
     /// Pass as `?position=` to `GET /api/v1/orders/{id}` to read this write.
     pub position: String,
+}
+
+impl poem_openapi::types::Example for OrderAccepted {
+    fn example() -> Self {
+        Self {
+            order_id: "019ac5e2-7c1a-7d3e-9b41-2f6a8c0d4e51".to_string(),
+            status: OrderStatusDto::Pending,
+            position: "b3JkZXItY29tbWFuZHM6MToxMjM".to_string(),
+        }
+    }
 }
 
 /// A priced line.
@@ -211,7 +222,7 @@ pub struct TotalsView {
 
 /// An order as the order view shows it.
 #[derive(Debug, Clone, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct OrderView {
     pub order_id: String,
     pub user_id: String,
@@ -226,6 +237,34 @@ pub struct OrderView {
     pub created_at_ms: i64,
     /// Unix milliseconds.
     pub updated_at_ms: i64,
+}
+
+impl poem_openapi::types::Example for OrderView {
+    fn example() -> Self {
+        Self {
+            order_id: "019ac5e2-7c1a-7d3e-9b41-2f6a8c0d4e51".to_string(),
+            user_id: "019ac5d0-1b2c-7a3d-8e4f-5a6b7c8d9e0f".to_string(),
+            status: OrderStatusDto::Confirmed,
+            currency: Some("USD".to_string()),
+            lines: vec![OrderLineView {
+                sku: "MUG-BLUE".to_string(),
+                quantity: 2,
+                unit_price: example_money(1999, "USD"),
+                line_total: example_money(3998, "USD"),
+            }],
+            rejections: Vec::new(),
+            totals: Some(TotalsView {
+                subtotal: example_money(3998, "USD"),
+                discount: example_money(0, "USD"),
+                tax: example_money(290, "USD"),
+                shipping: example_money(499, "USD"),
+                total: example_money(4787, "USD"),
+            }),
+            coupon_code: None,
+            created_at_ms: 1_767_225_600_000,
+            updated_at_ms: 1_767_225_600_012,
+        }
+    }
 }
 
 impl OrderView {
@@ -290,10 +329,19 @@ impl OrderView {
 
 /// A page of the caller's orders, newest first.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct OrderPage {
     pub items: Vec<OrderView>,
     pub next_cursor: Option<String>,
+}
+
+impl poem_openapi::types::Example for OrderPage {
+    fn example() -> Self {
+        Self {
+            items: vec![OrderView::example()],
+            next_cursor: Some("MDE5YWM1ZTItN2MxYQ".to_string()),
+        }
+    }
 }
 
 /// Why the customer cancels.
@@ -333,11 +381,20 @@ impl poem_openapi::types::Example for ShipRequest {
 
 /// A change accepted for an order.
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct OrderChangeAccepted {
     pub order_id: String,
     /// Pass as `?position=` to read the change.
     pub position: String,
+}
+
+impl poem_openapi::types::Example for OrderChangeAccepted {
+    fn example() -> Self {
+        Self {
+            order_id: "019ac5e2-7c1a-7d3e-9b41-2f6a8c0d4e51".to_string(),
+            position: "b3JkZXItY29tbWFuZHM6MToxMjM".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]
