@@ -253,6 +253,27 @@ mod tests {
                 "0",
                 "effect-batch-records",
             ),
+            (
+                "ORDERFLOW__API__AUTH__ARGON2_ITERATIONS",
+                "0",
+                "api.auth.argon2-iterations",
+            ),
+            (
+                "ORDERFLOW__API__AUTH__REFRESH_TOKEN_TTL_SECONDS",
+                "0",
+                "api.auth.refresh-token-ttl-seconds",
+            ),
+            (
+                "ORDERFLOW__API__DEFAULT_PAGE_SIZE",
+                "0",
+                "api.default-page-size",
+            ),
+            ("ORDERFLOW__API__MAX_PAGE_SIZE", "500", "api.max-page-size"),
+            (
+                "ORDERFLOW__API__MAX_WAIT_SECONDS",
+                "60",
+                "api.max-wait-seconds",
+            ),
         ] {
             let error = load(None, vec![(variable.to_string(), value.to_string())])
                 .unwrap_err()

@@ -123,10 +123,21 @@ impl ApiConfig {
                 format!("must be at least 1024, got {}", self.max_body_bytes),
             );
         }
-        if self.max_page_size == 0 || self.default_page_size == 0 {
+        // The OpenAPI document caps `limit` at 100 and `wait` at 30 for every client, so a
+        // larger setting could never take effect: refuse it rather than ignore it.
+        if self.max_page_size == 0 || self.max_page_size > 100 {
             return field(
                 "api.max-page-size",
-                "page sizes must be at least 1".to_string(),
+                format!("must be 1 to 100, got {}", self.max_page_size),
+            );
+        }
+        if self.default_page_size == 0 {
+            return field("api.default-page-size", "must be at least 1".to_string());
+        }
+        if self.max_wait_seconds > 30 {
+            return field(
+                "api.max-wait-seconds",
+                format!("must be at most 30, got {}", self.max_wait_seconds),
             );
         }
         if self.default_page_size > self.max_page_size {
@@ -158,10 +169,16 @@ impl ApiConfig {
             );
         }
         let auth = &self.auth;
-        if auth.access_token_ttl_seconds == 0 || auth.refresh_token_ttl_seconds == 0 {
+        if auth.access_token_ttl_seconds == 0 {
             return field(
                 "api.auth.access-token-ttl-seconds",
-                "token lifetimes must be at least one second".to_string(),
+                "must be at least one second".to_string(),
+            );
+        }
+        if auth.refresh_token_ttl_seconds == 0 {
+            return field(
+                "api.auth.refresh-token-ttl-seconds",
+                "must be at least one second".to_string(),
             );
         }
         if !auth.signing_key.is_empty() && auth.signing_key.len() < 32 {
@@ -170,10 +187,19 @@ impl ApiConfig {
                 format!("must be at least 32 bytes, got {}", auth.signing_key.len()),
             );
         }
-        if auth.argon2_memory_kib < 8 * 1024 || auth.argon2_iterations == 0 {
+        if auth.argon2_memory_kib < 8 * 1024 {
             return field(
                 "api.auth.argon2-memory-kib",
-                "argon2id needs at least 8192 KiB and one pass".to_string(),
+                format!(
+                    "argon2id needs at least 8192 KiB, got {}",
+                    auth.argon2_memory_kib
+                ),
+            );
+        }
+        if auth.argon2_iterations == 0 {
+            return field(
+                "api.auth.argon2-iterations",
+                "argon2id needs at least one pass".to_string(),
             );
         }
         let limits = &self.rate_limits;

@@ -17,6 +17,23 @@ pub struct ApiMetrics {
     rate_limited: AtomicU64,
 }
 
+/// The `method` label of a request: the standard methods by name, anything else `OTHER`.
+/// hyper accepts any token as a method, and a label per invented method would grow
+/// `/metrics` without bound.
+pub fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 impl ApiMetrics {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -208,6 +225,17 @@ mod tests {
             "/api/v1/products/{id}/price"
         );
         assert_eq!(route_template("/random/path"), "other");
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        use poem::http::Method;
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"PROPFIND").unwrap()),
+            "OTHER"
+        );
         // Paths under the API that are no route of it share one label.
         assert_eq!(route_template("/api/v1/orders/x/y/z"), "other");
         assert_eq!(route_template("/api/v1/nonsense-1"), "other");

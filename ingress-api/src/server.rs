@@ -108,11 +108,11 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             let state = metrics_state.clone();
             async move {
                 let started = Instant::now();
-                let method = request.method().to_string();
+                let method = crate::metrics::method_label(request.method());
                 let route = route_template(request.uri().path());
                 let response = endpoint.call(request).await?;
                 state.metrics.record_http(
-                    &method,
+                    method,
                     &route,
                     response.status().as_u16(),
                     started.elapsed(),

@@ -80,6 +80,9 @@ pub struct LocalState {
     tats: Mutex<HashMap<String, i64>>,
     /// Revoked token ids and when they expire (ms).
     revoked: Mutex<HashMap<String, i64>>,
+    /// Revoked sessions (refresh-token families) and until when their access tokens are
+    /// refused (ms): the longest an access token issued before the revocation lives.
+    revoked_sessions: Mutex<HashMap<String, i64>>,
 }
 
 /// State in Redis.
@@ -142,6 +145,7 @@ impl SharedState {
             database,
             tats: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashMap::new()),
+            revoked_sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -234,21 +238,65 @@ impl SharedState {
         }
     }
 
-    pub async fn is_revoked(&self, jti: &str, now_ms: i64) -> Result<bool, SharedStateError> {
+    /// Refuses every access token of a session (a refresh-token family) issued so far, until
+    /// `until_ms`, by which time all of them have expired: after refresh-token reuse (the
+    /// session was stolen) and at logout.
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), SharedStateError> {
         match self {
-            Self::Local(local) => Ok(local
-                .revoked
-                .lock()
-                .expect("revocation lock poisoned")
-                .get(jti)
-                .is_some_and(|expiry| *expiry > now_ms)),
+            Self::Local(local) => {
+                let mut sessions = local
+                    .revoked_sessions
+                    .lock()
+                    .expect("revocation lock poisoned");
+                sessions.retain(|_, expiry| *expiry > now_ms);
+                sessions.insert(session_id.to_string(), until_ms);
+                Ok(())
+            }
             Self::Redis(redis_state) => {
                 let mut connection = redis_state.connection.clone();
-                let exists: bool = redis::cmd("EXISTS")
+                redis::cmd("SET")
+                    .arg(format!("orderflow:revoked-session:{session_id}"))
+                    .arg(1)
+                    .arg("PX")
+                    .arg((until_ms - now_ms).max(1))
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the access token `jti`, issued in session `session_id`, was revoked (by itself
+    /// or with its session).
+    pub async fn is_revoked(
+        &self,
+        jti: &str,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, SharedStateError> {
+        match self {
+            Self::Local(local) => {
+                let live = |map: &Mutex<HashMap<String, i64>>, key: &str| {
+                    map.lock()
+                        .expect("revocation lock poisoned")
+                        .get(key)
+                        .is_some_and(|expiry| *expiry > now_ms)
+                };
+                Ok(live(&local.revoked, jti) || live(&local.revoked_sessions, session_id))
+            }
+            Self::Redis(redis_state) => {
+                let mut connection = redis_state.connection.clone();
+                let existing: i64 = redis::cmd("EXISTS")
                     .arg(format!("orderflow:revoked:{jti}"))
+                    .arg(format!("orderflow:revoked-session:{session_id}"))
                     .query_async(&mut connection)
                     .await?;
-                Ok(exists)
+                Ok(existing > 0)
             }
         }
     }

@@ -148,6 +148,20 @@ async fn an_order_goes_from_post_to_confirmed_and_shows_everywhere() {
     assert!(text.contains("orderflow_task_records_in_total"));
     let ready = harness.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    // Once the topologies stop, readiness fails with a problem that says which check did.
+    harness.state.topologies.shutdown().unwrap();
+    let not_ready = harness.get("/health/ready", None).await;
+    not_ready.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(not_ready.body["topologies"], false, "{}", not_ready.body);
+    assert_eq!(not_ready.body["database"], true, "{}", not_ready.body);
+    assert!(
+        not_ready.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("topologies"),
+        "{}",
+        not_ready.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,23 +885,77 @@ async fn expired_revoked_forged_and_reused_tokens_are_refused() {
         )
         .await
         .assert_problem(StatusCode::UNAUTHORIZED);
+    // The revoked session's access tokens stop working too, the one its thief got by
+    // rotating included; another session of the same user is untouched.
+    let other_session = harness.login("ivy@example.com", "customer password").await;
+    for access in [
+        token.as_str(),
+        rotated.body["access_token"].as_str().unwrap(),
+    ] {
+        harness
+            .get("/api/v1/me", Some(access))
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        harness
+            .get("/api/v1/me", other_session["access_token"].as_str())
+            .await
+            .status,
+        StatusCode::OK
+    );
 
-    // Logout revokes the access token before it expires.
+    // Logout revokes the access token before it expires, and every other access token of
+    // the same session (here one from a refresh).
     let session = harness.login("ivy@example.com", "customer password").await;
     let access = session["access_token"].as_str().unwrap();
+    let refreshed = harness
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
     let out = harness
         .post("/api/v1/auth/logout", Some(access), json!({}))
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    for access in [access, refreshed.body["access_token"].as_str().unwrap()] {
+        harness
+            .get("/api/v1/me", Some(access))
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED);
+    }
+    // The session's current refresh token (the rotated one) is revoked with it.
     harness
-        .get("/api/v1/me", Some(access))
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refreshed.body["refresh_token"]}),
+        )
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    // A refresh token in the logout body ends its own session too (here another login's).
+    let first = harness.login("ivy@example.com", "customer password").await;
+    let second = harness.login("ivy@example.com", "customer password").await;
+    let out = harness
+        .post(
+            "/api/v1/auth/logout",
+            first["access_token"].as_str(),
+            json!({"refresh_token": second["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    harness
+        .get("/api/v1/me", second["access_token"].as_str())
         .await
         .assert_problem(StatusCode::UNAUTHORIZED);
     harness
         .post(
             "/api/v1/auth/refresh",
             None,
-            json!({"refresh_token": session["refresh_token"]}),
+            json!({"refresh_token": second["refresh_token"]}),
         )
         .await
         .assert_problem(StatusCode::UNAUTHORIZED);

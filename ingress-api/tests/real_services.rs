@@ -17,16 +17,21 @@ fn service_url(variable: &str, script: &str) -> String {
     })
 }
 
-/// A fresh database on the test server, so runs never see each other's rows.
+/// A fresh database on the test server, so runs never see each other's rows. It uses a
+/// linguistic collation (ICU's `en-US`, as a PostgreSQL initialised in an English locale
+/// would), under which text sorts unlike bytes: queries must not rely on byte order.
 async fn fresh_postgres_database() -> String {
     let url = service_url("ORDERFLOW_TEST_POSTGRES_URL", "postgres");
     sqlx::any::install_default_drivers();
     let admin = sqlx::AnyPool::connect(&url).await.unwrap();
     let name = format!("orderflow_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' \
+         LOCALE 'C.UTF-8'"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
 }
@@ -80,6 +85,13 @@ async fn postgres_holds_users_tokens_and_the_outbox_and_orders_still_work() {
         )
         .await
         .assert_problem(StatusCode::UNAUTHORIZED);
+    // The reuse revoked the session's access tokens too; a new login works.
+    harness
+        .get("/api/v1/me", Some(&token))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    let session = harness.login("pg@example.com", "customer password").await;
+    let token = session["access_token"].as_str().unwrap().to_string();
     // An order with its idempotency key, replayed.
     let lines = json!([{"sku": "PG-1", "quantity": 1}]);
     let first = harness
@@ -134,8 +146,10 @@ async fn postgres_holds_users_tokens_and_the_outbox_and_orders_still_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_holds_rate_limits_revocations_and_idempotency_keys() {
+    // The scaled-out setup: Redis beside PostgreSQL (which holds the SQL order index then).
     let mut config = support::test_config();
     config.redis_url = service_url("ORDERFLOW_TEST_REDIS_URL", "redis");
+    config.database_url = fresh_postgres_database().await;
     config.rate_limits.per_user_per_second = 1;
     config.rate_limits.per_user_burst = 20;
     let harness = Harness::start_with(config, Default::default()).await;
@@ -263,6 +277,94 @@ async fn two_instances_share_one_rate_limit_through_redis() {
     );
     // Revocations too.
     let jti = uuid::Uuid::now_v7().to_string();
+    let session = uuid::Uuid::now_v7().to_string();
+    assert!(!second.is_revoked(&jti, &session, now).await.unwrap());
     first.revoke_token(&jti, now + 60_000, now).await.unwrap();
-    assert!(second.is_revoked(&jti, now).await.unwrap());
+    assert!(second.is_revoked(&jti, &session, now).await.unwrap());
+    // And whole sessions: any token of a revoked session, on any instance.
+    let other_jti = uuid::Uuid::now_v7().to_string();
+    assert!(!second.is_revoked(&other_jti, &session, now).await.unwrap());
+    first
+        .revoke_session(&session, now + 60_000, now)
+        .await
+        .unwrap();
+    assert!(second.is_revoked(&other_jti, &session, now).await.unwrap());
+}
+
+/// The outbox relay reads rows above a high-water mark, so on PostgreSQL (where sequence
+/// values are taken at insert and commits land in any order) outbox writers must commit in
+/// `seq` order, or a row committed late below the mark would never be relayed. Many users are
+/// created concurrently while a reader follows the outbox exactly as the relay does; every
+/// row must be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_rows_never_appear_below_the_relay_position() {
+    use orderflow_ingress_api::db::{Database, users::UserRecord};
+    use orderflow_schemas::ids::UserId;
+    use orderflow_schemas::messages::user_events::{NotificationChannels, UserRole};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const USERS: usize = 300;
+    let database = Database::connect(&fresh_postgres_database().await)
+        .await
+        .unwrap();
+    let writing = Arc::new(AtomicBool::new(true));
+    let follower = {
+        let database = database.clone();
+        let writing = writing.clone();
+        tokio::spawn(async move {
+            let (mut next, mut seen) = (0_i64, BTreeSet::new());
+            loop {
+                let done = !writing.load(Ordering::Acquire);
+                let rows = database.outbox_from(next, 500).await.unwrap();
+                if let Some(last) = rows.last() {
+                    next = last.seq + 1;
+                }
+                seen.extend(rows.iter().map(|row| row.user_id));
+                if done && rows.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..USERS)
+        .map(|index| {
+            let database = database.clone();
+            tokio::spawn(async move {
+                let now_ms = 1_700_000_000_000 + index as i64;
+                let user = UserRecord {
+                    id: UserId::generate(now_ms),
+                    email: format!("outbox-{index}@example.com"),
+                    password_hash: "not a real hash".into(),
+                    role: UserRole::Customer,
+                    name: format!("Writer {index}"),
+                    phone: None,
+                    locale: "en".into(),
+                    channels: NotificationChannels {
+                        email: true,
+                        sms: false,
+                        push: false,
+                    },
+                    preferences: Default::default(),
+                    created_at_ms: now_ms,
+                    updated_at_ms: now_ms,
+                };
+                database.create_user(&user).await.unwrap();
+                user.id
+            })
+        })
+        .collect();
+    let mut created = BTreeSet::new();
+    for writer in writers {
+        created.insert(writer.await.unwrap());
+    }
+    writing.store(false, Ordering::Release);
+    let seen = follower.await.unwrap();
+    let missed: Vec<_> = created.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "{} of {USERS} outbox rows committed below the follower's position: {missed:?}",
+        missed.len()
+    );
 }

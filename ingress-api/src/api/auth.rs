@@ -238,9 +238,16 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> ApiResult<TokensResponse> {
         let now_ms = state.now_ms();
+        let auth = &state.config.auth;
+        let successor = refresh_token::generate();
         let outcome = state
             .database
-            .use_refresh_token(&refresh_token::digest(&body.0.refresh_token), now_ms)
+            .rotate_refresh_token(
+                &refresh_token::digest(&body.0.refresh_token),
+                &refresh_token::digest(&successor),
+                now_ms,
+                now_ms + auth.refresh_token_ttl_seconds as i64 * 1000,
+            )
             .await
             .map_err(|error| ApiError::unavailable("the user database", error))?;
         match outcome {
@@ -249,15 +256,17 @@ impl AuthApi {
             )),
             RefreshOutcome::Reused { family_id } => {
                 tracing::warn!(family = %family_id, "refresh token reuse: session revoked");
+                // The session's access tokens stop working too, not only its refresh tokens.
+                revoke_session_access(&state, &family_id, now_ms).await?;
                 Err(ApiError::unauthorized(
                     "the refresh token was already used; the session is revoked, log in again",
                 ))
             }
             RefreshOutcome::Rotated { user_id, family_id } => {
                 let user = load_user(&state, user_id).await?;
-                Ok(TokensResponse::Ok(Json(
-                    issue_tokens(&state, &user, &family_id).await?,
-                )))
+                Ok(TokensResponse::Ok(Json(token_response(
+                    &state, &user, &family_id, successor,
+                ))))
             }
         }
     }
@@ -282,20 +291,21 @@ impl AuthApi {
             .revoke_family(&claims.sid, now_ms)
             .await
             .map_err(|error| ApiError::unavailable("the user database", error))?;
+        revoke_session_access(&state, &claims.sid, now_ms).await?;
         if let Some(token) = &body.0.refresh_token {
             // The token's own family, in case it differs from the access token's session.
-            if let RefreshOutcome::Rotated { family_id, .. }
-            | RefreshOutcome::Reused { family_id } = state
+            let family = state
                 .database
-                .use_refresh_token(&refresh_token::digest(token), now_ms)
+                .refresh_token_family(&refresh_token::digest(token))
                 .await
-                .map_err(|error| ApiError::unavailable("the user database", error))?
-            {
+                .map_err(|error| ApiError::unavailable("the user database", error))?;
+            if let Some(family_id) = family {
                 state
                     .database
                     .revoke_family(&family_id, now_ms)
                     .await
                     .map_err(|error| ApiError::unavailable("the user database", error))?;
+                revoke_session_access(&state, &family_id, now_ms).await?;
             }
         }
         Ok(LogoutResponse::NoContent)
@@ -372,14 +382,37 @@ pub async fn load_user(state: &AppState, user_id: UserId) -> ApiResult<UserRecor
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))
 }
 
-/// A new access token and a new refresh token in `family_id`.
+/// A new access token and a new refresh token in `family_id` (a login).
 pub async fn issue_tokens(
     state: &AppState,
     user: &UserRecord,
     family_id: &str,
 ) -> ApiResult<TokenResponse> {
     let now_ms = state.now_ms();
-    let now_seconds = now_ms.div_euclid(1000);
+    let refresh = refresh_token::generate();
+    state
+        .database
+        .insert_refresh_token(
+            &refresh_token::digest(&refresh),
+            family_id,
+            user.id,
+            now_ms,
+            now_ms + state.config.auth.refresh_token_ttl_seconds as i64 * 1000,
+        )
+        .await
+        .map_err(|error| ApiError::unavailable("the user database", error))?;
+    Ok(token_response(state, user, family_id, refresh))
+}
+
+/// Signs an access token in session `family_id` and answers it with `refresh`, a refresh
+/// token already stored in that family.
+fn token_response(
+    state: &AppState,
+    user: &UserRecord,
+    family_id: &str,
+    refresh: String,
+) -> TokenResponse {
+    let now_seconds = state.now_ms().div_euclid(1000);
     let auth = &state.config.auth;
     let claims = Claims {
         sub: user.id.to_string(),
@@ -392,23 +425,22 @@ pub async fn issue_tokens(
         jti: uuid::Uuid::now_v7().to_string(),
         sid: family_id.to_string(),
     };
-    let refresh = refresh_token::generate();
-    state
-        .database
-        .insert_refresh_token(
-            &refresh_token::digest(&refresh),
-            family_id,
-            user.id,
-            now_ms,
-            now_ms + auth.refresh_token_ttl_seconds as i64 * 1000,
-        )
-        .await
-        .map_err(|error| ApiError::unavailable("the user database", error))?;
-    Ok(TokenResponse {
+    TokenResponse {
         access_token: state.signer.sign(&claims),
         token_type: "Bearer".to_string(),
         expires_in: auth.access_token_ttl_seconds,
         refresh_token: refresh,
         user: UserProfile::from(user),
-    })
+    }
+}
+
+/// Refuses every access token issued so far in session `family_id`, until the last of them
+/// would have expired anyway (plus a second for the clock's rounding of `exp`).
+async fn revoke_session_access(state: &AppState, family_id: &str, now_ms: i64) -> ApiResult<()> {
+    let until_ms = now_ms + (state.config.auth.access_token_ttl_seconds as i64 + 1) * 1000;
+    state
+        .shared
+        .revoke_session(family_id, until_ms, now_ms)
+        .await
+        .map_err(|error| ApiError::unavailable("the revocation list", error))
 }

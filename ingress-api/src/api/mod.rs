@@ -93,11 +93,14 @@ async fn check_bearer(request: &Request, bearer: Bearer) -> poem::Result<Princip
         .map_err(|error| ApiError::unauthorized(error.to_string()))?;
     let revoked = state
         .shared
-        .is_revoked(&claims.jti, now_ms)
+        .is_revoked(&claims.jti, &claims.sid, now_ms)
         .await
         .map_err(|error| ApiError::unavailable("the revocation list", error))?;
     if revoked {
-        return Err(ApiError::unauthorized("the token was revoked (logged out)").into());
+        return Err(ApiError::unauthorized(
+            "the token was revoked (logged out, or its session was revoked)",
+        )
+        .into());
     }
     let user_id = claims
         .sub

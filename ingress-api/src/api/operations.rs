@@ -47,9 +47,75 @@ enum ReadyResponse {
     /// Ready to serve.
     #[oai(status = 200)]
     Ready(Json<Readiness>),
-    /// Not ready (yet, or any more); the body says what is missing.
-    #[oai(status = 503)]
-    NotReady(Json<Readiness>),
+    /// Not ready (yet, or any more): a problem whose members also say what is missing.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    NotReady(Json<NotReady>),
+}
+
+/// A 503 from `/health/ready`: an RFC 9457 problem (like every error of this API) with the
+/// readiness checks as extension members.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct NotReady {
+    /// A URI reference naming the problem type.
+    #[oai(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code, 503.
+    pub status: u16,
+    /// Which checks failed, for a person.
+    pub detail: String,
+    /// Every topology runs (stores restored, global tables caught up, threads alive).
+    pub topologies: bool,
+    /// The user database answers.
+    pub database: bool,
+    /// The shared-state backend (in-process or Redis) answers.
+    pub shared_state: bool,
+    /// Records not yet processed by the topologies.
+    pub lag: u64,
+}
+
+impl NotReady {
+    fn from_readiness(readiness: Readiness) -> Self {
+        let failed: Vec<&str> = [
+            (readiness.topologies, "the topologies are not all running"),
+            (readiness.database, "the user database does not answer"),
+            (
+                readiness.shared_state,
+                "the shared-state backend does not answer",
+            ),
+        ]
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, what)| what)
+        .collect();
+        let problem = crate::problem::Problem::new(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", failed.join("; ")),
+        );
+        Self {
+            problem_type: problem.problem_type,
+            title: problem.title,
+            status: problem.status,
+            detail: problem.detail,
+            topologies: readiness.topologies,
+            database: readiness.database,
+            shared_state: readiness.shared_state,
+            lag: readiness.lag,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for NotReady {
+    fn example() -> Self {
+        Self::from_readiness(Readiness {
+            topologies: false,
+            database: true,
+            shared_state: true,
+            lag: 1_250,
+        })
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -83,7 +149,7 @@ impl OperationsApi {
         if readiness.topologies && readiness.database && readiness.shared_state {
             ReadyResponse::Ready(Json(readiness))
         } else {
-            ReadyResponse::NotReady(Json(readiness))
+            ReadyResponse::NotReady(Json(NotReady::from_readiness(readiness)))
         }
     }
 

@@ -10,12 +10,26 @@
 //! the topic exactly once. Relayed rows are deleted afterwards; deleting is only cleanup, the
 //! position is what counts. On Kafka the same shape is a transactional producer writing the
 //! events and the position in one transaction.
+//!
+//! # Why rows commit in `seq` order
+//! The relay's position is a high-water mark, so a row must never become visible after a
+//! row with a higher `seq`. SQLite has one writer at a time, so it never does. PostgreSQL
+//! hands out `BIGSERIAL` values at insert time and commits in any order: transaction A takes
+//! seq 5, B takes seq 6 and commits first, the relay moves past 6, and A's row would never be
+//! relayed. So on PostgreSQL every transaction that writes to the outbox first takes one
+//! transaction-scoped advisory lock ([`OUTBOX_LOCK`]) and holds it until it commits: outbox
+//! writers commit one at a time, in `seq` order. User writes are rare (registration, profile
+//! changes), so serializing them costs nothing that matters.
 
 use orderflow_schemas::ids::UserId;
 use orderflow_schemas::messages::user_events::UserEvent;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Database, DbError, db_error};
+use super::{Database, DbError, Dialect, db_error};
+
+/// The PostgreSQL advisory lock that serializes outbox writers (any constant unique to this
+/// purpose; "outbox" in ASCII).
+const OUTBOX_LOCK: i64 = 0x6f75_7462_6f78;
 
 /// One event waiting to be relayed.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,10 +42,18 @@ pub struct OutboxRow {
 
 pub(crate) async fn enqueue(
     transaction: &mut Transaction<'_, Any>,
+    dialect: Dialect,
     user_id: UserId,
     event: &UserEvent,
     now_ms: i64,
 ) -> Result<(), DbError> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(OUTBOX_LOCK)
+            .execute(&mut **transaction)
+            .await
+            .map_err(db_error("locking the user outbox"))?;
+    }
     sqlx::query("INSERT INTO user_outbox (user_id, payload, created_at_ms) VALUES ($1, $2, $3)")
         .bind(user_id.to_string())
         .bind(serde_json::to_string(event).expect("user events encode"))

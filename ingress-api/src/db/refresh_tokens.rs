@@ -45,13 +45,37 @@ impl Database {
         Ok(())
     }
 
-    /// Marks the token used if it is current (atomically: of two concurrent refreshes with
-    /// one token, one rotates and the other is reuse).
-    pub async fn use_refresh_token(
+    /// The family (session) of a stored refresh token, used or not.
+    pub async fn refresh_token_family(&self, digest: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT family_id FROM refresh_tokens WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error("reading a refresh token"))?;
+        row.map(|row| row.try_get("family_id"))
+            .transpose()
+            .map_err(db_error("reading a refresh token"))
+    }
+
+    /// Presents a refresh token for rotation: if it is current, marks it used and stores its
+    /// successor (`successor_digest`, in the same family) in **one transaction**. On
+    /// PostgreSQL the claim's row lock is held until the successor exists, so a concurrent
+    /// reuse of the same token waits, finds it used, and its family revocation then covers
+    /// the successor too; in two separate steps the reuse could revoke the family in between
+    /// and the successor would be left alive. A used or revoked token revokes its family
+    /// ([`RefreshOutcome::Reused`]).
+    pub async fn rotate_refresh_token(
         &self,
         digest: &str,
+        successor_digest: &str,
         now_ms: i64,
+        successor_expires_at_ms: i64,
     ) -> Result<RefreshOutcome, DbError> {
+        let mut transaction = self
+            .pool()
+            .begin()
+            .await
+            .map_err(db_error("starting a transaction"))?;
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET used_at_ms = $1 WHERE digest = $2 \
              AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $3",
@@ -59,35 +83,47 @@ impl Database {
         .bind(now_ms)
         .bind(digest)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(&mut *transaction)
         .await
         .map_err(db_error("using a refresh token"))?;
         let row = sqlx::query(
             "SELECT family_id, user_id, expires_at_ms FROM refresh_tokens WHERE digest = $1",
         )
         .bind(digest)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *transaction)
         .await
         .map_err(db_error("reading a refresh token"))?;
         let Some(row) = row else {
             return Ok(RefreshOutcome::Unknown);
         };
-        let family_id: String = row
-            .try_get("family_id")
-            .map_err(db_error("reading a refresh token"))?;
+        let read = || db_error("reading a refresh token");
+        let family_id: String = row.try_get("family_id").map_err(read())?;
+        let user_id: String = row.try_get("user_id").map_err(read())?;
         if claimed.rows_affected() == 1 {
-            let user_id: String = row
-                .try_get("user_id")
-                .map_err(db_error("reading a refresh token"))?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (digest, family_id, user_id, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(successor_digest)
+            .bind(&family_id)
+            .bind(&user_id)
+            .bind(now_ms)
+            .bind(successor_expires_at_ms)
+            .execute(&mut *transaction)
+            .await
+            .map_err(db_error("storing a refresh token"))?;
+            transaction
+                .commit()
+                .await
+                .map_err(db_error("committing a refresh token rotation"))?;
             let user_id = user_id.parse().map_err(|error| DbError {
                 what: "decoding a refresh token's user",
                 source: sqlx::Error::Decode(format!("`{user_id}`: {error}").into()),
             })?;
             return Ok(RefreshOutcome::Rotated { user_id, family_id });
         }
-        let expires_at_ms: i64 = row
-            .try_get("expires_at_ms")
-            .map_err(db_error("reading a refresh token"))?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms").map_err(read())?;
+        drop(transaction);
         if expires_at_ms <= now_ms {
             return Ok(RefreshOutcome::Unknown);
         }

@@ -42,17 +42,29 @@ impl Database {
         before: Option<OrderId>,
         limit: u32,
     ) -> Result<Vec<OrderId>, DbError> {
-        let rows = sqlx::query(
-            "SELECT order_id FROM user_orders WHERE user_id = $1 AND order_id < $2 \
-             ORDER BY order_id DESC LIMIT $3",
-        )
-        .bind(user_id.to_string())
-        // `~` sorts after every hex digit and dash: no cursor means "from the newest".
-        .bind(before.map_or_else(|| "~".to_string(), |id| id.to_string()))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_error("listing a user's orders"))?;
+        // No sentinel for "from the newest": under PostgreSQL's linguistic collations (the
+        // default outside the C locale) a character such as `~` sorts *before* digits, and the
+        // list would come back empty. Ids are fixed-format lowercase hex, so their order is the
+        // same under every collation.
+        let query = match before {
+            Some(_) => {
+                "SELECT order_id FROM user_orders WHERE user_id = $1 AND order_id < $2 \
+                 ORDER BY order_id DESC LIMIT $3"
+            }
+            None => {
+                "SELECT order_id FROM user_orders WHERE user_id = $1 \
+                 ORDER BY order_id DESC LIMIT $2"
+            }
+        };
+        let mut query = sqlx::query(query).bind(user_id.to_string());
+        if let Some(before) = before {
+            query = query.bind(before.to_string());
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error("listing a user's orders"))?;
         rows.iter()
             .map(|row| {
                 let id: String = row

@@ -128,7 +128,14 @@ impl Database {
             role: user.role,
             preferences: user.preferences.clone(),
         });
-        enqueue(&mut transaction, user.id, &event, user.created_at_ms).await?;
+        enqueue(
+            &mut transaction,
+            self.dialect(),
+            user.id,
+            &event,
+            user.created_at_ms,
+        )
+        .await?;
         transaction
             .commit()
             .await
@@ -219,7 +226,14 @@ impl Database {
             preferences: updated.preferences.clone(),
             changed,
         });
-        enqueue(&mut transaction, updated.id, &event, updated.updated_at_ms).await?;
+        enqueue(
+            &mut transaction,
+            self.dialect(),
+            updated.id,
+            &event,
+            updated.updated_at_ms,
+        )
+        .await?;
         transaction
             .commit()
             .await
