@@ -168,6 +168,14 @@ impl DomainConfig {
                 "must be at least 1",
             ));
         }
+        if retries.reconcile_attempts < retries.max_attempts {
+            // Fewer would stop confirming a charge before its failure was ever reported, and
+            // the order would wait for its payment deadline instead.
+            return Err(invalid(
+                "payments.retries.reconcile-attempts",
+                "must be at least max-attempts",
+            ));
+        }
         if retries.backoff_initial_ms <= 0 || retries.backoff_max_ms < retries.backoff_initial_ms {
             return Err(invalid(
                 "payments.retries.backoff-initial-ms",
@@ -321,6 +329,13 @@ mod tests {
         assert_eq!(config.validate().unwrap_err().field, "notifications.smtp");
 
         config.notifications.delivery = DeliveryKind::Outbox;
+        config.payments.retries.reconcile_attempts = config.payments.retries.max_attempts - 1;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "payments.retries.reconcile-attempts"
+        );
+        config.payments.retries.reconcile_attempts = config.payments.retries.max_attempts;
+        assert_eq!(config.validate(), Ok(()));
         config.saga.reservation_ttl_ms = 1;
         assert_eq!(config.validate().unwrap_err().field, "saga");
     }

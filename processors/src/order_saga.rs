@@ -26,7 +26,7 @@ use orderflow_schemas::messages::order_events::{
     OrderCreated, OrderDelivered, OrderEvent, OrderPaymentFailed, OrderRejected,
     OrderRejectionReason, OrderShipped, OrderStatus, OrderTotals, PricedLine, TransitionRefused,
 };
-use orderflow_schemas::messages::payment_commands::{Charge, PaymentCommand, Refund};
+use orderflow_schemas::messages::payment_commands::{CancelCharge, Charge, PaymentCommand, Refund};
 use orderflow_schemas::messages::payment_events::PaymentEvent;
 use orderflow_schemas::time::Timestamp;
 use orderflow_state_stores::KeyValueStore;
@@ -441,6 +441,24 @@ impl OrderSaga {
         }))
     }
 
+    /// Tells the payment processor to stop charging when the order ends while its charge is
+    /// still undecided (so no charge is made for an order that has ended; one already made is
+    /// found and refunded).
+    fn cancel_pending_charge(
+        emitter: &mut Emitter<'_, '_>,
+        state: &OrderState,
+        reason: &str,
+    ) -> Result<(), ProcessError> {
+        if state.status != OrderStatus::AwaitingPayment || state.charged {
+            return Ok(());
+        }
+        emitter.payment_command(PaymentCommand::CancelCharge(CancelCharge {
+            order_id: state.order_id,
+            payment_id: state.payment_id,
+            reason: reason.to_string(),
+        }))
+    }
+
     /// Cancels the deadline armed for the order's status: the fixed timer at the time the
     /// state keeps. An order stored by a build whose deadlines were indexed timers keeps no
     /// time; its deadline is cancelled through the timer index.
@@ -580,6 +598,7 @@ impl OrderSaga {
                     state.status,
                     OrderStatus::Reserving | OrderStatus::AwaitingPayment
                 ) {
+                    Self::cancel_pending_charge(emitter, &state, "the reservation expired")?;
                     Self::cancel_deadlines(emitter.context, &mut state)?;
                     Self::release_held_lines(
                         emitter,
@@ -714,6 +733,7 @@ impl OrderSaga {
                         "an order can be cancelled only until it ships",
                     );
                 }
+                Self::cancel_pending_charge(emitter, &state, "cancelled by the customer")?;
                 Self::cancel_deadlines(emitter.context, &mut state)?;
                 Self::release_held_lines(emitter, &mut state, ReleaseReason::OrderCancelled)?;
                 Self::refund_if_charged(emitter, &mut state, "cancelled by the customer")?;
@@ -842,6 +862,7 @@ impl Processor for OrderSaga {
                 }))?;
             }
             (PAYMENT_DEADLINE, OrderStatus::AwaitingPayment) => {
+                Self::cancel_pending_charge(&mut emitter, &state, "the payment timed out")?;
                 Self::release_held_lines(&mut emitter, &mut state, ReleaseReason::PaymentFailed)?;
                 state.status = OrderStatus::PaymentFailed;
                 emitter.order_event(OrderEvent::OrderPaymentFailed(OrderPaymentFailed {

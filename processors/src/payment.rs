@@ -49,9 +49,10 @@ pub struct PaymentConfig {
     pub backoff_initial_ms: i64,
     /// Longest delay between retries.
     pub backoff_max_ms: i64,
-    /// An ambiguous outcome (timeout, transient error) may hide a charge that happened, so the
-    /// call is repeated with the same idempotency key beyond `max-attempts`, until the provider
-    /// gives a definite answer or this many calls were made; then an operator must reconcile.
+    /// An ambiguous outcome (timeout, transient error) may hide a charge that happened. After
+    /// `max-attempts` (or once the order ended) no charge call is made; the provider is asked
+    /// what became of the calls made ([`ProviderOperation::Lookup`], never charging) until it
+    /// can tell or this many calls were made in all; then an operator must reconcile.
     pub reconcile_attempts: u32,
 }
 
@@ -94,6 +95,9 @@ impl PaymentConfig {
 pub enum ProviderOperation {
     Charge,
     Refund,
+    /// What became of the charge with this idempotency key? Never charges (see
+    /// [`PaymentProvider::lookup`]).
+    Lookup,
 }
 
 /// One provider call to make.
@@ -139,6 +143,11 @@ impl ProviderOutcome {
     fn is_retriable(&self) -> bool {
         matches!(self, Self::Transient { .. } | Self::Timeout)
     }
+
+    /// A definite no (declined, insufficient funds).
+    pub fn is_definite_refusal(&self) -> bool {
+        matches!(self, Self::Declined { .. } | Self::InsufficientFunds)
+    }
 }
 
 /// A provider call and its outcome.
@@ -152,7 +161,15 @@ pub struct ProviderResult {
 pub trait PaymentProvider: Send + Sync + 'static {
     fn charge(&self, request: &ProviderRequest) -> ProviderOutcome;
     fn refund(&self, request: &ProviderRequest) -> ProviderOutcome;
+    /// What became of the charge calls made with `request.idempotency_key`, **without ever
+    /// charging**: `Approved` with the charge's reference if one of them charged; `Declined`
+    /// with code [`NO_CHARGE`] if none did (and, where the provider allows, none can any
+    /// more); `Transient` or `Timeout` if it cannot tell now.
+    fn lookup(&self, request: &ProviderRequest) -> ProviderOutcome;
 }
+
+/// The decline code of a lookup that found no charge.
+pub const NO_CHARGE: &str = "no_charge";
 
 /// The effect handler that calls a provider for each request record.
 pub struct PaymentEffect {
@@ -179,6 +196,7 @@ impl EffectHandler for PaymentEffect {
         let outcome = match provider_request.operation {
             ProviderOperation::Charge => self.provider.charge(&provider_request),
             ProviderOperation::Refund => self.provider.refund(&provider_request),
+            ProviderOperation::Lookup => self.provider.lookup(&provider_request),
         };
         let result = ProviderResult {
             request: provider_request,
@@ -203,6 +221,7 @@ impl EffectHandler for PaymentEffect {
 /// | `tok_transient` | a transient error, every time |
 /// | `tok_timeout` | a timeout, every time |
 /// | `tok_flaky` | a transient error on calls 1 and 2, then approved |
+/// | `tok_lost_answer` | charges on the first call, but every charge call answers with a timeout (the answer was lost on the way back); a lookup finds the charge |
 /// | anything else | approved |
 ///
 /// It keeps a ledger by idempotency key, as real providers do: a key that was already decided
@@ -279,6 +298,7 @@ impl SimulatedProvider {
             let book = match entry.operation {
                 ProviderOperation::Charge => &self.charges,
                 ProviderOperation::Refund => &self.refunds,
+                ProviderOperation::Lookup => unreachable!("lookups decide nothing"),
             };
             book.lock()
                 .expect("ledger lock poisoned")
@@ -361,6 +381,15 @@ impl PaymentProvider for SimulatedProvider {
             "tok_flaky" if request.attempt <= 2 => ProviderOutcome::Transient {
                 message: "simulated flaky provider".to_string(),
             },
+            "tok_lost_answer" => {
+                self.decide(
+                    request,
+                    ProviderOutcome::Approved {
+                        reference: format!("sim_ch_{}", request.idempotency_key),
+                    },
+                );
+                return ProviderOutcome::Timeout;
+            }
             _ => ProviderOutcome::Approved {
                 reference: format!("sim_ch_{}", request.idempotency_key),
             },
@@ -373,6 +402,21 @@ impl PaymentProvider for SimulatedProvider {
             reference: format!("sim_re_{}", request.idempotency_key),
         };
         self.decide(request, outcome)
+    }
+
+    fn lookup(&self, request: &ProviderRequest) -> ProviderOutcome {
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+        // Under the ledger's lock, as a decision is: a lookup sees a charge wholly or not at all.
+        let ledger = self.ledger.lock().expect("ledger lock poisoned");
+        match ledger.get(&request.idempotency_key) {
+            Some(approved @ ProviderOutcome::Approved { .. }) => approved.clone(),
+            _ => ProviderOutcome::Declined {
+                code: NO_CHARGE.to_string(),
+                message: "no charge was made with this idempotency key".to_string(),
+            },
+        }
     }
 }
 
@@ -404,8 +448,12 @@ pub struct PaymentRecord {
     pub provider_reference: Option<String>,
     pub refund: Option<ProviderRequest>,
     pub refund_status: RefundStatus,
-    /// PaymentFailed was already emitted (after `max-attempts` ambiguous outcomes) while the
-    /// charge is still being confirmed with the provider.
+    /// The saga no longer waits for this charge: PaymentFailed was emitted (after
+    /// `max-attempts` calls without a definite answer), or the order ended first
+    /// (`CancelCharge`). From then on no charge call is made; the provider is only asked what
+    /// became of the calls already made ([`ProviderOperation::Lookup`]), and a charge found is
+    /// reported as succeeded, for the saga to refund. (The name predates `CancelCharge`; the
+    /// field keeps it so stored records still decode.)
     #[serde(default)]
     pub failure_reported: bool,
 }
@@ -545,6 +593,19 @@ impl PaymentProcessor {
                 )?;
                 request_call(context, &request, timestamp)
             }
+            PaymentCommand::CancelCharge(cancel) => {
+                let Some(mut record) = Self::load(context, &cancel.order_id)? else {
+                    return Ok(()); // never charged: nothing to stop
+                };
+                if record.status != PaymentStatus::Pending || record.failure_reported {
+                    return Ok(()); // decided already, or already stopped
+                }
+                // The call in flight or the retry armed still comes back; from then on only
+                // lookups are made (`on_timer`).
+                record.failure_reported = true;
+                tracing::info!(order = %cancel.order_id, reason = %cancel.reason, "charge cancelled");
+                Self::save(context, &record)
+            }
             PaymentCommand::Refund(refund) => {
                 let Some(mut record) = Self::load(context, &refund.order_id)? else {
                     return Err(ProcessError::invalid(format!(
@@ -590,7 +651,7 @@ impl PaymentProcessor {
         };
         let origin = result.request.origin.clone();
         match result.request.operation {
-            ProviderOperation::Charge => {
+            ProviderOperation::Charge | ProviderOperation::Lookup => {
                 // Only the outcome of the latest call of a pending charge counts.
                 if record.status != PaymentStatus::Pending
                     || result.request.attempt != record.charge.attempt
@@ -618,8 +679,9 @@ impl PaymentProcessor {
                     outcome if outcome.is_retriable() => {
                         let attempt = record.charge.attempt;
                         // After max-attempts the saga is told the payment failed, so the order
-                        // ends; the call is still repeated with the same key, because the
-                        // provider may have charged: a late success is then refunded by the saga.
+                        // ends. No charge is made after that: the provider may have charged on
+                        // a call that timed out, so it is asked (lookups, same key) until it
+                        // can tell; a charge found is refunded by the saga.
                         if attempt >= self.config.max_attempts && !record.failure_reported {
                             record.failure_reported = true;
                             emit_event(
@@ -665,6 +727,7 @@ impl PaymentProcessor {
                         if record.failure_reported {
                             return Ok(());
                         }
+                        // (A lookup's "no charge" ends here too; its failure was reported.)
                         let (reason, decline_code) = match outcome {
                             ProviderOutcome::Declined { code, message } => (message, Some(code)),
                             ProviderOutcome::InsufficientFunds => (
@@ -785,7 +848,11 @@ impl Processor for PaymentProcessor {
                 return Ok(());
             }
             record.charge.attempt += 1;
-            record.charge.clone()
+            let mut request = record.charge.clone();
+            if record.failure_reported {
+                request.operation = ProviderOperation::Lookup;
+            }
+            request
         } else {
             let Some(refund) = record.refund.as_mut() else {
                 return Ok(());

@@ -68,6 +68,29 @@ fn charges_and_refunds_go_through_the_stripe_api_shape() {
 }
 
 #[test]
+fn a_lookup_reads_the_intent_and_cancels_one_that_has_not_charged() {
+    let mock = support::start_stripe_mock();
+    let stripe = provider(mock.port);
+    // stripe-mock accepted the create (same key as the charge's), the read and the cancel:
+    // its fixture intent (requires_payment_method) has not charged, so the lookup finds no
+    // charge. A request stripe-mock rejected would have been an invalid_request_error, and an
+    // unreadable answer a transient failure.
+    let outcome = stripe.lookup(&request(ProviderOperation::Lookup, None));
+    assert!(
+        matches!(&outcome, ProviderOutcome::Declined { code, message }
+            if code == "no_charge" && message.contains("cancelled")),
+        "{outcome:?}"
+    );
+    // Unreachable: it cannot tell, so it is asked again later.
+    let unreachable =
+        provider(support::free_port()).lookup(&request(ProviderOperation::Lookup, None));
+    assert!(
+        matches!(unreachable, ProviderOutcome::Transient { .. }),
+        "{unreachable:?}"
+    );
+}
+
+#[test]
 fn an_unreachable_provider_is_a_transient_failure() {
     let port = support::free_port();
     let outcome = provider(port).charge(&request(ProviderOperation::Charge, None));

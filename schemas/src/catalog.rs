@@ -89,7 +89,7 @@ pub fn topic_catalog() -> Vec<CatalogEntry> {
         CatalogEntry {
             spec: seven_day_log(PAYMENT_COMMANDS, HIGH_VOLUME_PARTITIONS),
             key: "order id",
-            value_types: &["Charge", "Refund"],
+            value_types: &["Charge", "Refund", "CancelCharge"],
             written_by: "order saga",
         },
         CatalogEntry {

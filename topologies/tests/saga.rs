@@ -155,8 +155,8 @@ fn a_provider_that_keeps_timing_out_fails_the_payment_after_the_last_attempt() {
     assert_eq!(shop.stock("WIDGET").reserved, 0);
 }
 
-#[test]
-fn the_payment_deadline_ends_a_stuck_order_and_a_late_charge_is_refunded() {
+/// A payment deadline of 500 ms and a first retry after a second; WIDGET in stock.
+fn shop_with_a_payment_deadline_before_the_first_retry() -> Shop {
     let saga = SagaConfig {
         payment_deadline_ms: 500,
         ..SagaConfig::default()
@@ -167,18 +167,67 @@ fn the_payment_deadline_ends_a_stuck_order_and_a_late_charge_is_refunded() {
     };
     let mut shop = Shop::with_configs(saga, payment, 6);
     shop.add_product("WIDGET", 1_000, 10, 0);
+    shop
+}
+
+#[test]
+fn the_payment_deadline_ends_a_stuck_order_and_no_charge_follows() {
+    let mut shop = shop_with_a_payment_deadline_before_the_first_retry();
+    // The provider fails twice, then would approve: the deadline passes before the retry.
     let order = shop.place(user(), &[("WIDGET", 1)], "tok_flaky", None);
     shop.run();
-    shop.advance(600); // the deadline passes before the first retry
+    shop.advance(600);
     assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
     assert_eq!(shop.stock("WIDGET").reserved, 0);
-    // The retries go on and finally charge: the saga refunds it.
+    // The saga cancelled the charge: the retries that would have charged are lookups now,
+    // which find nothing, so the customer is neither charged nor refunded.
     for _ in 0..10 {
         shop.advance(3_000);
     }
+    assert!(shop.provider.charges_of(&order).is_empty());
+    assert!(shop.provider.refunds_of(&order).is_empty());
+    assert!(!shop.orders()[&order].refunded);
+}
+
+#[test]
+fn a_charge_whose_answer_was_lost_is_found_after_the_deadline_and_refunded() {
+    let mut shop = shop_with_a_payment_deadline_before_the_first_retry();
+    // The first call charges, but its answer never arrives (a timeout).
+    let order = shop.place(user(), &[("WIDGET", 1)], "tok_lost_answer", None);
+    shop.run();
+    shop.advance(600);
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    for _ in 0..10 {
+        shop.advance(3_000);
+    }
+    // The lookup found the charge (no second charge was made) and the saga paid it back.
     assert_eq!(shop.provider.charges_of(&order).len(), 1);
     assert_eq!(shop.provider.refunds_of(&order).len(), 1);
     assert!(shop.orders()[&order].refunded);
+    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+}
+
+#[test]
+fn a_customer_cancel_while_the_payment_is_retried_stops_the_charge() {
+    let payment = PaymentConfig {
+        backoff_initial_ms: 1_000,
+        ..PaymentConfig::default()
+    };
+    let mut shop = Shop::with_configs(SagaConfig::default(), payment, 6);
+    shop.add_product("WIDGET", 1_000, 10, 0);
+    let customer = user();
+    let order = shop.place(customer, &[("WIDGET", 1)], "tok_flaky", None);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::AwaitingPayment);
+    shop.cancel(order, customer);
+    shop.run();
+    assert_eq!(shop.status(order), OrderStatus::Cancelled);
+    for _ in 0..10 {
+        shop.advance(3_000);
+    }
+    assert!(shop.provider.charges_of(&order).is_empty());
+    assert!(shop.provider.refunds_of(&order).is_empty());
+    assert_eq!(shop.stock("WIDGET").reserved, 0);
 }
 
 /// An order stored by a build whose deadlines were indexed timers keeps no deadline time: the
@@ -384,8 +433,9 @@ fn an_expired_reservation_is_released_by_its_timer() {
 }
 
 #[test]
-fn an_ambiguous_give_up_fails_the_order_and_a_late_charge_is_refunded() {
-    // Two calls without a definite answer end the order; the third call (same key) approves.
+fn an_ambiguous_give_up_fails_the_order_and_never_charges_after() {
+    // Two calls without a definite answer end the order. The provider would approve a third
+    // charge call (same key), so none is made: only lookups, which find no charge.
     let payment = PaymentConfig {
         max_attempts: 2,
         ..PaymentConfig::default()
@@ -397,16 +447,28 @@ fn an_ambiguous_give_up_fails_the_order_and_a_late_charge_is_refunded() {
     shop.advance(300);
     assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
     assert_eq!(shop.stock("WIDGET").reserved, 0);
-    shop.advance(1_000);
-    assert_eq!(
-        shop.provider.charges_of(&order).len(),
-        1,
-        "the provider charged on the third call"
+    for _ in 0..10 {
+        shop.advance(1_000);
+    }
+    assert!(
+        shop.provider.charges_of(&order).is_empty(),
+        "no charge after the failure was reported"
     );
+    assert!(shop.provider.refunds_of(&order).is_empty());
+
+    // When a call that timed out did charge, the lookup finds it and the saga pays it back.
+    let lost = shop.place(user(), &[("WIDGET", 1)], "tok_lost_answer", None);
+    shop.run();
+    shop.advance(300);
+    assert_eq!(shop.status(lost), OrderStatus::PaymentFailed);
+    for _ in 0..10 {
+        shop.advance(1_000);
+    }
+    assert_eq!(shop.provider.charges_of(&lost).len(), 1, "charged once");
     assert_eq!(
-        shop.provider.refunds_of(&order).len(),
+        shop.provider.refunds_of(&lost).len(),
         1,
         "and the saga paid it back"
     );
-    assert_eq!(shop.status(order), OrderStatus::PaymentFailed);
+    assert_eq!(shop.status(lost), OrderStatus::PaymentFailed);
 }

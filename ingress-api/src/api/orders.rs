@@ -138,7 +138,9 @@ pub struct PlaceOrderRequest {
     /// The payment provider's token for the payment method. With the simulated provider the
     /// token decides: `tok_decline` is declined, `tok_insufficient_funds` lacks funds,
     /// `tok_transient` and `tok_timeout` fail every attempt (retried, then PAYMENT_FAILED),
-    /// `tok_flaky` fails twice and then succeeds; anything else is approved.
+    /// `tok_flaky` fails twice and then succeeds, `tok_lost_answer` charges but every answer
+    /// times out (PAYMENT_FAILED, then the charge is found and refunded); anything else is
+    /// approved.
     #[oai(validator(max_length = 200))]
     pub payment_method_token: Text,
 }

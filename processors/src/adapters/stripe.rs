@@ -6,6 +6,11 @@
 //! is a decline with Stripe's code; 429, 5xx and network failures are transient; a request that
 //! gets no answer in time is a timeout (retried with the same idempotency keys, so Stripe answers
 //! with the first result instead of charging again).
+//!
+//! A lookup (what became of a charge, never charging) re-sends the create with the charge's
+//! create key, which answers with the PaymentIntent the first create made (or makes one that
+//! is never confirmed), reads the intent, and, if it has not charged, cancels it, so a
+//! confirmation still on its way can no longer charge.
 
 use std::time::Duration;
 
@@ -74,7 +79,7 @@ struct ApiError {
 /// How a PaymentIntent status after confirmation maps onto an outcome.
 pub fn outcome_of_status(payment_intent_id: &str, status: &str) -> ProviderOutcome {
     match status {
-        "succeeded" | "processing" | "requires_capture" => ProviderOutcome::Approved {
+        status if has_charged(status) => ProviderOutcome::Approved {
             reference: payment_intent_id.to_string(),
         },
         "requires_action" => ProviderOutcome::Declined {
@@ -163,8 +168,33 @@ impl StripeProvider {
     }
 }
 
-impl PaymentProvider for StripeProvider {
-    fn charge(&self, request: &ProviderRequest) -> ProviderOutcome {
+impl StripeProvider {
+    fn get(&self, path: &str) -> Answer {
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
+        match self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.config.api_key))
+            .call()
+        {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                if (200..300).contains(&status) {
+                    Answer::Ok(body)
+                } else {
+                    Answer::Failed(outcome_of_error(status, &body))
+                }
+            }
+            Err(ureq::Error::Timeout(_)) => Answer::Failed(ProviderOutcome::Timeout),
+            Err(error) => Answer::Failed(ProviderOutcome::Transient {
+                message: format!("calling {path}: {error}"),
+            }),
+        }
+    }
+
+    /// Creates the charge's PaymentIntent, or (same key) gets back the one created before.
+    fn create_intent(&self, request: &ProviderRequest) -> Result<PaymentIntent, ProviderOutcome> {
         let create = self.post(
             "/v1/payment_intents",
             &format!("{}:create", request.idempotency_key),
@@ -182,16 +212,29 @@ impl PaymentProvider for StripeProvider {
                 ("metadata[payment_id]", request.payment_id.to_string()),
             ],
         );
-        let intent = match create {
-            Answer::Ok(body) => match serde_json::from_str::<PaymentIntent>(&body) {
-                Ok(intent) => intent,
-                Err(error) => {
-                    return ProviderOutcome::Transient {
-                        message: format!("unreadable PaymentIntent: {error}"),
-                    };
-                }
-            },
-            Answer::Failed(outcome) => return outcome,
+        match create {
+            Answer::Ok(body) => read_intent(&body),
+            Answer::Failed(outcome) => Err(outcome),
+        }
+    }
+}
+
+fn read_intent(body: &str) -> Result<PaymentIntent, ProviderOutcome> {
+    serde_json::from_str::<PaymentIntent>(body).map_err(|error| ProviderOutcome::Transient {
+        message: format!("unreadable PaymentIntent: {error}"),
+    })
+}
+
+/// Whether a PaymentIntent in `status` has taken (or is taking) the customer's money.
+fn has_charged(status: &str) -> bool {
+    matches!(status, "succeeded" | "processing" | "requires_capture")
+}
+
+impl PaymentProvider for StripeProvider {
+    fn charge(&self, request: &ProviderRequest) -> ProviderOutcome {
+        let intent = match self.create_intent(request) {
+            Ok(intent) => intent,
+            Err(outcome) => return outcome,
         };
         let confirm = self.post(
             &format!("/v1/payment_intents/{}/confirm", intent.id),
@@ -244,6 +287,51 @@ impl PaymentProvider for StripeProvider {
             },
             Answer::Failed(outcome) => outcome,
         }
+    }
+
+    fn lookup(&self, request: &ProviderRequest) -> ProviderOutcome {
+        let created = match self.create_intent(request) {
+            Ok(intent) => intent,
+            Err(outcome) if outcome.is_definite_refusal() => {
+                // The create itself was refused (and Stripe keeps that answer for the key):
+                // no intent, so no charge.
+                return no_charge("the payment intent was never created");
+            }
+            Err(outcome) => return outcome,
+        };
+        let intent = match self.get(&format!("/v1/payment_intents/{}", created.id)) {
+            Answer::Ok(body) => match read_intent(&body) {
+                Ok(intent) => intent,
+                Err(outcome) => return outcome,
+            },
+            Answer::Failed(outcome) => return outcome,
+        };
+        if has_charged(&intent.status) {
+            return ProviderOutcome::Approved {
+                reference: created.id,
+            };
+        }
+        if intent.status == "canceled" {
+            return no_charge("the payment intent is cancelled");
+        }
+        match self.post(
+            &format!("/v1/payment_intents/{}/cancel", created.id),
+            &format!("{}:cancel", request.idempotency_key),
+            &[("cancellation_reason", "abandoned".to_string())],
+        ) {
+            Answer::Ok(_) => no_charge("the payment intent had not charged; it is cancelled"),
+            // It may have just charged (a confirmation arriving meanwhile): ask again later.
+            Answer::Failed(outcome) => ProviderOutcome::Transient {
+                message: format!("cancelling an unconfirmed payment intent: {outcome:?}"),
+            },
+        }
+    }
+}
+
+fn no_charge(message: &str) -> ProviderOutcome {
+    ProviderOutcome::Declined {
+        code: crate::payment::NO_CHARGE.to_string(),
+        message: message.to_string(),
     }
 }
 

@@ -32,7 +32,7 @@ use crate::messages::order_events::{
     OrderCreated, OrderDelivered, OrderPaymentFailed, OrderRejected, OrderShipped, OrderStatus,
     OrderTotals, PricedLine, TransitionRefused,
 };
-use crate::messages::payment_commands::{Charge, Refund};
+use crate::messages::payment_commands::{CancelCharge, Charge, Refund};
 use crate::messages::payment_events::{
     PaymentFailed, PaymentInitiated, PaymentRefunded, PaymentSucceeded,
 };
@@ -346,6 +346,12 @@ pub fn payment_commands() -> Vec<PaymentCommand> {
             amount: usd(4426),
             reason: "Order cancelled".into(),
             idempotency_key: format!("refund-{}", payment_id()),
+        }
+        .into(),
+        CancelCharge {
+            order_id: order_id(),
+            payment_id: payment_id(),
+            reason: "the payment timed out".into(),
         }
         .into(),
     ]

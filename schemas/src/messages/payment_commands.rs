@@ -19,6 +19,8 @@ message_enum! {
         Charge keyed by order_id,
         /// Return captured money.
         Refund keyed by order_id,
+        /// Stop charging: the order ended before its payment was decided.
+        CancelCharge keyed by order_id,
     }
 }
 
@@ -82,6 +84,30 @@ impl Validate for Refund {
     }
 }
 
+/// Stop a charge that is still being decided: the order ended first (the customer cancelled,
+/// or its payment deadline passed).
+///
+/// The payment processor makes no new charge call after this. Calls already made may still
+/// have charged (a timeout says nothing either way), so it asks the provider what became of
+/// them, without charging; one that did charge is reported as `PaymentSucceeded`, and the
+/// saga refunds it because the order has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelCharge {
+    /// The order.
+    pub order_id: OrderId,
+    /// The payment being charged.
+    pub payment_id: PaymentId,
+    /// Why, for the records.
+    pub reason: String,
+}
+
+impl Validate for CancelCharge {
+    fn validate(&self) -> Result<(), ValidationError> {
+        require_text("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +140,22 @@ mod tests {
         };
         assert_eq!(refund.validate().unwrap_err().field, "amount");
         let command = PaymentCommand::from(refund);
+        assert_eq!(command.partition_key(), fixtures::order_id().to_string());
+    }
+
+    #[test]
+    fn cancel_charge_rules_and_key() {
+        let cancel = CancelCharge {
+            order_id: fixtures::order_id(),
+            payment_id: fixtures::payment_id(),
+            reason: String::new(),
+        };
+        assert_eq!(cancel.validate().unwrap_err().field, "reason");
+        let command = PaymentCommand::from(CancelCharge {
+            reason: "the payment timed out".into(),
+            ..cancel
+        });
+        assert_eq!(command.validate(), Ok(()));
         assert_eq!(command.partition_key(), fixtures::order_id().to_string());
     }
 }
