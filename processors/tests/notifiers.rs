@@ -17,7 +17,7 @@ use orderflow_runtime::EffectHandler;
 use orderflow_schemas::envelope::Envelope;
 use orderflow_schemas::ids::{CorrelationId, EventId, NotificationId, UserId};
 use orderflow_schemas::messages::notification_events::{
-    NotificationChannel, NotificationEvent, SendEmail,
+    NotificationChannel, NotificationEvent, SendEmail, SendSms,
 };
 use orderflow_schemas::time::Timestamp;
 use orderflow_state_stores::Codec;
@@ -131,6 +131,38 @@ fn e_mails_are_delivered_over_smtp_and_failures_recorded() {
         delivered[0].contains("your order is paid and confirmed"),
         "{}",
         delivered[0]
+    );
+
+    // A channel SMTP does not deliver: recorded as failed (not retriable), not dropped, and
+    // no mail is sent for it.
+    let sms = Envelope::new(
+        NotificationEvent::SendSms(SendSms {
+            notification_id: NotificationId::generate(NOW),
+            user_id: UserId::generate(NOW),
+            to: "+14155550100".to_string(),
+            locale: "en".to_string(),
+            template: "order_confirmed".to_string(),
+            body: "Your order is confirmed.".to_string(),
+            source_event_id: EventId::generate(NOW),
+        }),
+        Timestamp::from_unix_millis(NOW),
+        CorrelationId::generate(NOW),
+        None,
+        EventId::generate(NOW),
+    );
+    match result_of(effect.execute(&as_record(&sms)).unwrap()) {
+        NotificationEvent::NotificationFailed(failed) => {
+            assert_eq!(failed.channel, NotificationChannel::Sms);
+            assert!(!failed.retriable);
+            assert!(failed.reason.contains("no notifier"), "{}", failed.reason);
+        }
+        other => panic!("expected NotificationFailed, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_dir(server.maildir.path().join("mail/new"))
+            .unwrap()
+            .count(),
+        1
     );
 
     // Nobody listens: retried, then recorded as failed.

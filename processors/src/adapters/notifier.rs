@@ -80,9 +80,6 @@ impl<N: Notifier> EffectHandler for NotificationEffect<N> {
         let Some(channel) = channel_of(&envelope.payload) else {
             return Ok(None); // our own results come back on the same topic
         };
-        if !self.notifier.handles(channel) {
-            return Ok(None);
-        }
         let (notification_id, user_id, source_event_id) = match &envelope.payload {
             NotificationEvent::SendEmail(send) => {
                 (send.notification_id, send.user_id, send.source_event_id)
@@ -96,14 +93,26 @@ impl<N: Notifier> EffectHandler for NotificationEffect<N> {
             _ => unreachable!("channel_of returned a channel"),
         };
         let mut attempt = 0;
-        let outcome = loop {
+        let outcome = if !self.notifier.handles(channel) {
+            attempt = 1;
+            // Configured delivery covers other channels only: say so on the record (the outbox
+            // still stores the message), rather than drop it without a trace.
+            Err(DeliveryError {
+                message: format!(
+                    "no notifier delivers {channel:?} here (see [notifications] delivery)"
+                ),
+                retriable: false,
+            })
+        } else {
+            loop {
             attempt += 1;
             match self.notifier.deliver(&envelope) {
                 Ok(reference) => break Ok(reference),
                 Err(error) if error.retriable && attempt < self.attempts => {
                     std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt - 1));
                 }
-                Err(error) => break Err(error),
+                    Err(error) => break Err(error),
+                }
             }
         };
         let result = match outcome {
