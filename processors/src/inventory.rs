@@ -54,6 +54,10 @@ pub enum ReservationState {
     Rejected,
     Committed,
     Released,
+    /// Committed, then released (a confirmed order cancelled before shipping): the units went
+    /// back to stock, and a duplicate Commit must not take them again. (Last, so reservations
+    /// stored before it still decode.)
+    Returned,
 }
 
 /// One order line's reservation of a sku.
@@ -180,9 +184,17 @@ impl InventoryProcessor {
                 level.on_hand += reservation.quantity;
                 level.committed -= reservation.quantity;
             }
-            ReservationState::Rejected | ReservationState::Released => return Ok(false),
+            ReservationState::Rejected
+            | ReservationState::Released
+            | ReservationState::Returned => {
+                return Ok(false);
+            }
         }
-        reservation.state = ReservationState::Released;
+        reservation.state = if reservation.state == ReservationState::Committed {
+            ReservationState::Returned
+        } else {
+            ReservationState::Released
+        };
         context
             .key_value_store::<String, Reservation>(RESERVATION_STORE)?
             .put(&key, &reservation)?;
@@ -252,6 +264,13 @@ impl Processor for InventoryProcessor {
                 let level = Self::load(context, &reserve.sku)?;
                 let available = level.as_ref().map_or(0, StockLevel::available);
                 let granted = level.is_some() && available >= reserve.quantity;
+                // A catalog product never restocked has no level yet: it is out of stock, not
+                // unknown.
+                let known = level.is_some()
+                    || context
+                        .global_table::<String, Product>(PRODUCTS_TABLE)?
+                        .get(&reserve.sku.to_string())?
+                        .is_some();
                 let reservation = Reservation {
                     reservation_id: reserve.reservation_id,
                     order_id: reserve.order_id,
@@ -279,7 +298,7 @@ impl Processor for InventoryProcessor {
                             sku: reserve.sku,
                             requested: reserve.quantity,
                             available,
-                            reason: if level.is_some() {
+                            reason: if known {
                                 StockRejectionReason::InsufficientStock
                             } else {
                                 StockRejectionReason::UnknownSku
@@ -349,7 +368,9 @@ impl Processor for InventoryProcessor {
                         );
                         return Ok(());
                     }
-                    ReservationState::Committed | ReservationState::Rejected => return Ok(()),
+                    ReservationState::Committed
+                    | ReservationState::Rejected
+                    | ReservationState::Returned => return Ok(()),
                 }
                 reservation.state = ReservationState::Committed;
                 context

@@ -557,13 +557,19 @@ impl OrderSaga {
                     state.line_states[index] = LineState::Reserved;
                     self.after_line_outcome(emitter, &mut state)?;
                 } else {
-                    // The order ended while this reservation was in flight: give it back.
+                    // The order ended while this reservation was in flight: give it back,
+                    // saying why the order ended.
                     state.line_states[index] = LineState::Released;
+                    let reason = match state.status {
+                        OrderStatus::PaymentFailed => ReleaseReason::PaymentFailed,
+                        OrderStatus::Cancelled => ReleaseReason::OrderCancelled,
+                        _ => ReleaseReason::OrderRejected,
+                    };
                     emitter.inventory_command(InventoryCommand::Release(Release {
                         order_id,
                         line_index,
                         sku: state.lines[index].sku.clone(),
-                        reason: ReleaseReason::OrderCancelled,
+                        reason,
                     }))?;
                 }
             }

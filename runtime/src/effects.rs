@@ -64,6 +64,11 @@ pub(crate) struct EffectTask {
 }
 
 impl EffectTask {
+    /// The topic whose records are this executor's requests.
+    pub fn request_topic(&self) -> &str {
+        &self.definition.request_topic
+    }
+
     pub fn open(
         definition: EffectDefinition,
         application_id: &str,

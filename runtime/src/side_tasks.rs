@@ -67,9 +67,20 @@ impl SideTasks {
     }
 
     pub fn poll_effects(&mut self, log: &dyn LogBackend) -> Result<usize, RuntimeError> {
+        self.poll_effects_where(log, |_| true)
+    }
+
+    /// Polls the effect executors whose request topic `include` accepts.
+    pub fn poll_effects_where(
+        &mut self,
+        log: &dyn LogBackend,
+        include: impl Fn(&str) -> bool,
+    ) -> Result<usize, RuntimeError> {
         let mut executed = 0;
         for effect in &mut self.effects {
-            executed += effect.poll(log)?;
+            if include(effect.request_topic()) {
+                executed += effect.poll(log)?;
+            }
         }
         Ok(executed)
     }

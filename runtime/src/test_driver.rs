@@ -35,6 +35,8 @@ pub struct TopologyTestDriver {
     tasks: Vec<Task>,
     side_tasks: SideTasks,
     read_positions: HashMap<(String, u32), u64>,
+    /// Topics whose consumers are stalled (see [`Self::stall`]).
+    stalled: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for TopologyTestDriver {
@@ -74,6 +76,7 @@ impl TopologyTestDriver {
             tasks: Vec::new(),
             side_tasks,
             read_positions: HashMap::new(),
+            stalled: Default::default(),
         };
         driver.open_tasks()?;
         Ok(driver)
@@ -202,20 +205,40 @@ impl TopologyTestDriver {
         }
     }
 
+    /// Stalls every consumer of `topic`: the stream tasks that read it (records and timers
+    /// alike, as a stuck or slow instance would be) and the effect executors whose requests it
+    /// carries. Records keep arriving and wait. For tests of what happens when a step of a
+    /// pipeline does not answer: deadlines, late answers. [`Self::resume_all`] undoes it.
+    pub fn stall(&mut self, topic: &str) {
+        self.stalled.insert(topic.to_string());
+    }
+
+    /// Ends every [`Self::stall`].
+    pub fn resume_all(&mut self) {
+        self.stalled.clear();
+    }
+
     /// Global tables first, then one poll of every stream task without committing it (see
-    /// [`Self::crash`]), then the effect executors (which commit their own results).
+    /// [`Self::crash`]), then the effect executors (which commit their own results). Stalled
+    /// tasks are skipped.
     pub fn process_once(&mut self) -> Result<usize, RuntimeError> {
         let now_ms = self.clock.now_ms();
         let mut handled = self.side_tasks.poll_global_tables(&self.log)?;
         for task in &mut self.tasks {
+            let sources = &self.topology.sub_topologies[task.id.sub_topology].source_topics;
+            if sources.iter().any(|topic| self.stalled.contains(topic)) {
+                continue;
+            }
             handled += task.poll(&self.log, now_ms)?;
         }
         Ok(handled)
     }
 
-    /// Runs the effect executors once over what is committed.
+    /// Runs the effect executors once over what is committed (but not those stalled).
     pub fn run_effects(&mut self) -> Result<usize, RuntimeError> {
-        self.side_tasks.poll_effects(&self.log)
+        let stalled = &self.stalled;
+        self.side_tasks
+            .poll_effects_where(&self.log, |request_topic| !stalled.contains(request_topic))
     }
 
     pub fn commit_all(&mut self) -> Result<(), RuntimeError> {

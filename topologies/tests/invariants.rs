@@ -2,7 +2,8 @@
 //! - no sku is ever reserved beyond its stock, and stock is never created or lost;
 //! - no order is charged twice, and every charged order that ends cancelled, rejected or
 //!   payment-failed is refunded;
-//! - every order reaches a settled state (confirmed, or terminal) once its deadlines pass;
+//! - every order reaches a settled state (confirmed, or terminal) by its deadlines, even while
+//!   inventory or payments do not answer at all (steps stall them; they answer late after);
 //! - compensation runs only for steps that happened (a release follows a reservation, a refund
 //!   follows a charge);
 //! - total = subtotal - discount + tax + shipping for every order, with or without a coupon
@@ -56,7 +57,16 @@ enum Step {
     Advance {
         milliseconds: i64,
     },
+    /// Inventory (0) or payments (1) stop answering, until [`Step::Resume`] or the end.
+    Stall {
+        consumer: usize,
+    },
+    Resume,
 }
+
+/// The topics whose consumers a [`Step::Stall`] stops: the inventory processor and the
+/// payment processor (whose provider calls then wait too).
+const STALLABLE: [&str; 2] = ["inventory-commands", "payment-commands"];
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
@@ -78,6 +88,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => Just(Step::Run),
         2 => Just(Step::CrashMidway),
         2 => (100..5_000i64).prop_map(|milliseconds| Step::Advance { milliseconds }),
+        1 => (0..STALLABLE.len()).prop_map(|consumer| Step::Stall { consumer }),
+        1 => Just(Step::Resume),
     ]
 }
 
@@ -163,10 +175,34 @@ fn run_scenario(initial_stock: Vec<u32>, steps: Vec<Step>) -> Result<(), TestCas
                 shop.driver.crash().unwrap();
             }
             Step::Advance { milliseconds } => shop.advance(milliseconds),
+            Step::Stall { consumer } => shop.driver.stall(STALLABLE[consumer]),
+            Step::Resume => shop.driver.resume_all(),
         }
         check_stock(&shop, None)?;
     }
-    // Let every deadline pass (payment 2 min, reservation TTL 15 min).
+    // Every order settles by its deadlines, even if a stalled step never answers: the
+    // reservation deadline (30 s from placement), then the payment deadline (2 min from the
+    // last reservation); stalls stay on meanwhile.
+    shop.run();
+    let saga = orderflow_processors::order_saga::SagaConfig::default();
+    shop.advance(saga.reservation_deadline_ms + 1);
+    shop.advance(saga.payment_deadline_ms + 1);
+    let states = shop.orders();
+    for (order, _) in &orders {
+        if let Some(state) = states.get(order) {
+            prop_assert!(
+                !matches!(
+                    state.status,
+                    OrderStatus::Pending | OrderStatus::Reserving | OrderStatus::AwaitingPayment
+                ),
+                "order {} still {:?} after its deadlines",
+                order,
+                state.status
+            );
+        }
+    }
+    // Then the stalled steps answer, late; let every timer run out (reservation TTL 15 min).
+    shop.driver.resume_all();
     shop.run();
     for _ in 0..20 {
         shop.advance(60_000);

@@ -7,6 +7,7 @@ use orderflow_processors::payment::PaymentConfig;
 use orderflow_runtime::TimerKind;
 use orderflow_schemas::ids::UserId;
 use orderflow_schemas::messages::catalog_commands::CouponKind;
+use orderflow_schemas::messages::inventory_commands::{Commit, InventoryCommand};
 use orderflow_schemas::messages::inventory_events::InventoryEvent;
 use orderflow_schemas::messages::order_events::{LineRejectionReason, OrderEvent, OrderStatus};
 use shop::{Shop, usd};
@@ -58,6 +59,27 @@ fn an_order_beyond_stock_is_rejected_and_what_was_reserved_is_released() {
     let mut shop = Shop::new();
     shop.add_product("WIDGET", 1_000, 10, 0);
     shop.add_product("RARE", 1_000, 1, 0);
+    // A catalog product never restocked is out of stock, not unknown.
+    shop.add_product("NEW", 1_000, 0, 0);
+    let new = shop.place(user(), &[("NEW", 1)], "tok_visa", None);
+    shop.run();
+    assert_eq!(shop.status(new), OrderStatus::Rejected);
+    let rejection = shop
+        .order_events
+        .iter()
+        .find_map(|event| match event {
+            OrderEvent::OrderRejected(rejected) if rejected.order_id == new => {
+                Some(rejected.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        rejection.reasons[0].reason,
+        LineRejectionReason::InsufficientStock
+    );
+    assert_eq!(rejection.reasons[0].available, Some(0));
+
     let order = shop.place(user(), &[("WIDGET", 3), ("RARE", 2)], "tok_visa", None);
     shop.run();
     assert_eq!(shop.status(order), OrderStatus::Rejected);
@@ -65,7 +87,9 @@ fn an_order_beyond_stock_is_rejected_and_what_was_reserved_is_released() {
         .order_events
         .iter()
         .find_map(|event| match event {
-            OrderEvent::OrderRejected(rejected) => Some(rejected.clone()),
+            OrderEvent::OrderRejected(rejected) if rejected.order_id == order => {
+                Some(rejected.clone())
+            }
             _ => None,
         })
         .unwrap();
@@ -289,6 +313,21 @@ fn a_customer_cancel_after_confirmation_returns_stock_and_refunds() {
         (10, 0, 0)
     );
     assert_eq!(shop.provider.refunds_of(&order).len(), 1);
+    // A duplicate Commit of the returned line (a redelivery, a DLQ replay) takes nothing.
+    shop.pipe(
+        "inventory-commands",
+        InventoryCommand::Commit(Commit {
+            order_id: order,
+            line_index: 0,
+            sku: shop::sku("WIDGET"),
+        }),
+    );
+    shop.run();
+    let widget = shop.stock("WIDGET");
+    assert_eq!(
+        (widget.on_hand, widget.reserved, widget.committed),
+        (10, 0, 0)
+    );
     // Shipping a cancelled order is refused, with the reason.
     shop.ship(order);
     shop.run();

@@ -105,12 +105,12 @@ impl<N: Notifier> EffectHandler for NotificationEffect<N> {
             })
         } else {
             loop {
-            attempt += 1;
-            match self.notifier.deliver(&envelope) {
-                Ok(reference) => break Ok(reference),
-                Err(error) if error.retriable && attempt < self.attempts => {
-                    std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt - 1));
-                }
+                attempt += 1;
+                match self.notifier.deliver(&envelope) {
+                    Ok(reference) => break Ok(reference),
+                    Err(error) if error.retriable && attempt < self.attempts => {
+                        std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt - 1));
+                    }
                     Err(error) => break Err(error),
                 }
             }
