@@ -244,11 +244,12 @@ impl Processor for FactExtractor {
                         context
                             .key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?
                             .put(&confirmed.order_id.to_string(), &1)?;
-                        let mut store = context
-                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?;
-                        let key = confirmed.order_id.to_string();
-                        let lines = store.get(&key)?.unwrap_or_default();
-                        store.delete(&key)?;
+                        // The lines stay until the order ships: a refund before then takes
+                        // their revenue and units back.
+                        let lines = context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .get(&confirmed.order_id.to_string())?
+                            .unwrap_or_default();
                         for line in lines {
                             fact(
                                 context,
@@ -270,9 +271,13 @@ impl Processor for FactExtractor {
                     }
                     // Shipped orders can no longer be cancelled, so no refund will follow.
                     OrderEvent::OrderShipped(shipped) => {
+                        let key = shipped.order_id.to_string();
                         context
                             .key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?
-                            .delete(&shipped.order_id.to_string())?;
+                            .delete(&key)?;
+                        context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                            .delete(&key)?;
                     }
                     OrderEvent::OrderRejected(rejected) => {
                         context
@@ -288,9 +293,17 @@ impl Processor for FactExtractor {
                         );
                     }
                     OrderEvent::OrderCancelled(cancelled) => {
-                        context
-                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
-                            .delete(&cancelled.order_id.to_string())?;
+                        // A confirmed order's lines wait for its refund (below).
+                        let key = cancelled.order_id.to_string();
+                        if context
+                            .key_value_store::<String, u8>(CONFIRMED_ORDERS_STORE)?
+                            .get(&key)?
+                            .is_none()
+                        {
+                            context
+                                .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?
+                                .delete(&key)?;
+                        }
                         fact(
                             context,
                             AnalyticsMetric::OrdersCancelled,
@@ -356,6 +369,34 @@ impl Processor for FactExtractor {
                             Some(negative),
                             time,
                         );
+                        // Its categories' revenue and its units, too (orders confirmed by a
+                        // build that did not keep their lines only net the currency total).
+                        let mut lines_store = context
+                            .key_value_store::<String, Vec<CategorizedLine>>(ORDER_LINES_STORE)?;
+                        let lines = lines_store.get(&key)?.unwrap_or_default();
+                        lines_store.delete(&key)?;
+                        let currency = refunded.amount.currency;
+                        for line in lines {
+                            let negative = line.line_total.checked_neg().map_err(|error| {
+                                ProcessError::invalid(format!("line total: {error}"))
+                            })?;
+                            fact(
+                                context,
+                                AnalyticsMetric::Revenue,
+                                format!("category:{}:{}", line.category, currency),
+                                1,
+                                Some(negative),
+                                time,
+                            );
+                            fact(
+                                context,
+                                AnalyticsMetric::UnitsReturned,
+                                format!("sku:{}", line.sku),
+                                u64::from(line.quantity),
+                                None,
+                                time,
+                            );
+                        }
                     }
                     PaymentEvent::PaymentInitiated(_) => {}
                 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use orderflow_processors::analytics::AnalyticsConfig;
 use orderflow_processors::wire::envelope_serde;
 use orderflow_runtime::TopologyTestDriver;
+use orderflow_schemas::address::{CountryCode, ShippingAddress};
+use orderflow_schemas::codes::Sku;
 use orderflow_schemas::currency::Currency;
 use orderflow_schemas::envelope::{Envelope, Message};
 use orderflow_schemas::ids::{CorrelationId, EventId, OrderId, PaymentId, UserId};
@@ -13,7 +15,8 @@ use orderflow_schemas::messages::analytics::{
     AnalyticsAggregate, AnalyticsMetric, WindowAggregate,
 };
 use orderflow_schemas::messages::order_events::{
-    OrderConfirmed, OrderEvent, OrderRejected, OrderRejectionReason,
+    OrderConfirmed, OrderCreated, OrderEvent, OrderRejected, OrderRejectionReason, OrderTotals,
+    PricedLine,
 };
 use orderflow_schemas::messages::payment_events::{PaymentEvent, PaymentFailed, PaymentSucceeded};
 use orderflow_schemas::money::Money;
@@ -228,12 +231,6 @@ fn refunds_reduce_revenue_only_for_orders_that_were_confirmed() {
     let options = AnalyticsOptions::default();
     let mut driver = TopologyTestDriver::new(analytics::topology(&options).unwrap()).unwrap();
     let order = OrderId::generate(BASE);
-    let confirmation = OrderEvent::OrderConfirmed(OrderConfirmed {
-        order_id: order,
-        user_id: UserId::generate(BASE),
-        payment_id: PaymentId::generate(BASE),
-        total: usd(1_000),
-    });
     let refund = |order_id| {
         PaymentEvent::PaymentRefunded(
             orderflow_schemas::messages::payment_events::PaymentRefunded {
@@ -245,23 +242,81 @@ fn refunds_reduce_revenue_only_for_orders_that_were_confirmed() {
             },
         )
     };
-    pipe(&driver, "order-events", confirmation, 5);
-    pipe(&driver, "payment-events", refund(order), 6);
-    // A refund of a late charge for an order that was never confirmed: no revenue to take back.
-    pipe(
-        &driver,
-        "payment-events",
-        refund(OrderId::generate(BASE + 1)),
-        7,
+    // Its lines (no catalog here: their category is "uncategorized").
+    let line = |name: &str, quantity: u32, total: i64| PricedLine {
+        sku: Sku::parse(name).unwrap(),
+        quantity,
+        unit_price: usd(total / i64::from(quantity)),
+        line_total: usd(total),
+    };
+    let created = |order_id| {
+        OrderEvent::OrderCreated(OrderCreated {
+            order_id,
+            user_id: UserId::generate(BASE),
+            lines: vec![line("MUG", 2, 600), line("PEN", 1, 400)],
+            currency: Currency::parse("USD").unwrap(),
+            coupon_code: None,
+            totals: OrderTotals {
+                subtotal: usd(1_000),
+                discount: usd(0),
+                tax: usd(0),
+                shipping: usd(0),
+                total: usd(1_000),
+            },
+            shipping_address: ShippingAddress {
+                name: "Ada Lovelace".to_string(),
+                line1: "1 Analytical St".to_string(),
+                line2: None,
+                city: "London".to_string(),
+                postal_code: "N1".to_string(),
+                country: CountryCode::parse("US").unwrap(),
+                region: None,
+            },
+        })
+    };
+    let confirmation = |order_id| {
+        OrderEvent::OrderConfirmed(OrderConfirmed {
+            order_id,
+            user_id: UserId::generate(BASE),
+            payment_id: PaymentId::generate(BASE),
+            total: usd(1_000),
+        })
+    };
+    // Created, confirmed and refunded at 4, 5 and 6 s; then the same for another order ten
+    // minutes later, whose facts (same groups, so same partitions) close minute 0.
+    for (order_id, at) in [(order, 0), (OrderId::generate(BASE + 2), 600)] {
+        pipe(&driver, "order-events", created(order_id), at + 4);
+        pipe(&driver, "order-events", confirmation(order_id), at + 5);
+        driver.run_until_idle().unwrap();
+        pipe(&driver, "payment-events", refund(order_id), at + 6);
+        if at == 0 {
+            // A refund of a late charge for an order never confirmed: nothing to take back.
+            pipe(
+                &driver,
+                "payment-events",
+                refund(OrderId::generate(BASE + 1)),
+                7,
+            );
+        }
+        driver.run_until_idle().unwrap();
+    }
+    let aggregates = minute_aggregates(&mut driver);
+    let window = |key: &str| {
+        aggregates
+            .iter()
+            .rev()
+            .find(|aggregate| aggregate.window_key == format!("{key}/1m/{BASE}"))
+            .unwrap_or_else(|| panic!("no {key} in {aggregates:#?}"))
+    };
+    assert_eq!(window("revenue/USD").amount, Some(usd(0)));
+    // The category's revenue is net too, and the units come back as returned.
+    assert_eq!(
+        window("revenue/category:uncategorized:USD").amount,
+        Some(usd(0))
     );
-    driver.run_until_idle().unwrap();
-    pipe(&driver, "order-events", confirmed(1), 600);
-    driver.run_until_idle().unwrap();
-    let revenue = minute_aggregates(&mut driver)
-        .into_iter()
-        .find(|aggregate| aggregate.window_key == format!("revenue/USD/1m/{BASE}"))
-        .unwrap();
-    assert_eq!(revenue.amount, Some(usd(0)));
+    assert_eq!(window("units_sold/sku:MUG").count, 2);
+    assert_eq!(window("units_returned/sku:MUG").count, 2);
+    assert_eq!(window("units_returned/sku:PEN").count, 1);
 }
 
 #[test]

@@ -123,7 +123,8 @@ pub struct AnalyticsSummary {
     pub revenue_by_category: Vec<GroupAmount>,
     /// Succeeded payments over all payment outcomes, 0 to 1; absent without payments.
     pub payment_success_rate: Option<f64>,
-    /// The SKUs that sold most units, most first (at most 10).
+    /// The SKUs that sold most units net of units refunded before shipping, most first (at
+    /// most 10).
     pub top_skus: Vec<SkuUnits>,
     /// StockLow alerts.
     pub stock_low: u64,
@@ -238,6 +239,7 @@ pub fn summarize(windows: &BTreeMap<String, WindowAggregate>, size_ms: i64) -> A
         return summary;
     };
     let (mut succeeded, mut failed) = (0u64, 0u64);
+    let mut units: std::collections::BTreeMap<String, i64> = Default::default();
     for window in of_size().filter(|window| window.window_start.as_unix_millis() == start) {
         let group = window_key_dimension(&window.window_key);
         match (window.metric, group.as_str()) {
@@ -266,15 +268,26 @@ pub fn summarize(windows: &BTreeMap<String, WindowAggregate>, size_ms: i64) -> A
             }
             (AnalyticsMetric::UnitsSold, group) => {
                 if let Some(sku) = group.strip_prefix("sku:") {
-                    summary.top_skus.push(SkuUnits {
-                        sku: sku.to_string(),
-                        units: window.count,
-                    });
+                    *units.entry(sku.to_string()).or_default() += window.count as i64;
+                }
+            }
+            (AnalyticsMetric::UnitsReturned, group) => {
+                if let Some(sku) = group.strip_prefix("sku:") {
+                    *units.entry(sku.to_string()).or_default() -= window.count as i64;
                 }
             }
             _ => {}
         }
     }
+    // Net of units refunded before shipping.
+    summary.top_skus = units
+        .into_iter()
+        .filter(|(_, units)| *units > 0)
+        .map(|(sku, units)| SkuUnits {
+            sku,
+            units: units as u64,
+        })
+        .collect();
     if succeeded + failed > 0 {
         summary.payment_success_rate = Some(succeeded as f64 / (succeeded + failed) as f64);
     }
@@ -418,6 +431,9 @@ mod tests {
             ),
             window(AnalyticsMetric::UnitsSold, "sku:MUG", 60_000, 2, None),
             window(AnalyticsMetric::UnitsSold, "sku:PEN", 60_000, 5, None),
+            // Refunded before shipping: net units.
+            window(AnalyticsMetric::UnitsReturned, "sku:PEN", 60_000, 4, None),
+            window(AnalyticsMetric::UnitsReturned, "sku:CUP", 60_000, 1, None),
             window(AnalyticsMetric::StockLow, "all", 60_000, 1, None),
         ]
         .into_iter()
@@ -439,7 +455,7 @@ mod tests {
             .iter()
             .map(|sku| (sku.sku.as_str(), sku.units))
             .collect();
-        assert_eq!(top, vec![("PEN", 5), ("MUG", 2)]);
+        assert_eq!(top, vec![("MUG", 2), ("PEN", 1)]);
         assert_eq!(summary.stock_low, 1);
         // No hour window has closed: empty figures, no rate.
         let hours = summarize(&windows, 3_600_000);

@@ -23,7 +23,7 @@ message_enum! {
 pub enum AnalyticsMetric {
     /// `OrderCreated` events.
     OrdersCreated,
-    /// `OrderConfirmed` events; `amount` is their total.
+    /// `OrderConfirmed` events (their money is in `revenue`, per currency).
     OrdersConfirmed,
     /// `OrderRejected` events.
     OrdersRejected,
@@ -31,7 +31,7 @@ pub enum AnalyticsMetric {
     OrdersCancelled,
     /// Captured payments net of refunds; `amount` is the net revenue.
     Revenue,
-    /// Units committed (sold).
+    /// Units committed (sold), gross: a confirmed order refunded later is in `units_returned`.
     UnitsSold,
     /// `PaymentFailed` events.
     PaymentsFailed,
@@ -41,6 +41,9 @@ pub enum AnalyticsMetric {
     OrdersPaymentFailed,
     /// `StockLow` events.
     StockLow,
+    /// Units of confirmed orders cancelled and refunded before shipping, per SKU (net units
+    /// sold = `units_sold` - `units_returned`).
+    UnitsReturned,
 }
 
 /// One metric over one window `[window_start, window_end)` for one group (all orders, one
