@@ -42,11 +42,13 @@ pub struct Problem {
 
 impl poem_openapi::types::Example for Problem {
     fn example() -> Self {
+        // A rule the schema cannot express (422, naming the field); input that breaks the
+        // schema itself (types, bounds, required fields) is a 400.
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "lines[0].quantity: must be more than zero, got 0",
+            "lines[1].sku: SKU MUG already appears in lines[0]; merge the quantities into one line",
         )
-        .with_field(Some("lines[0].quantity".to_string()))
+        .with_field(Some("lines[1].sku".to_string()))
     }
 }
 

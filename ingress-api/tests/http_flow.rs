@@ -3,6 +3,8 @@
 mod support;
 
 use orderflow_ingress_api::platform::order_intake::IntakeBegin;
+use orderflow_ingress_api::platform::topologies::FulfillmentOptionsShared;
+use orderflow_processors::payment::PaymentConfig;
 use poem::http::{Method, StatusCode};
 use serde_json::json;
 use support::{Harness, order_body};
@@ -283,7 +285,17 @@ async fn a_customer_cancels_and_cannot_cancel_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_never_answers_fails_at_the_deadline() {
-    let harness = Harness::start().await;
+    // Retries that would outlast the deadline, so it is the deadline that ends the order.
+    let fulfillment = FulfillmentOptionsShared {
+        payment: std::sync::Arc::new(PaymentConfig {
+            max_attempts: 1_000,
+            reconcile_attempts: 1_000,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 5_000,
+        }),
+        ..FulfillmentOptionsShared::default()
+    };
+    let harness = Harness::start_with(support::test_config(), fulfillment).await;
     let admin = harness.admin().await;
     harness.product(&admin, "SLOW", 1_000, 5).await;
     let (token, _, _) = harness.customer("dee@example.com").await;
@@ -321,6 +333,25 @@ async fn a_payment_that_never_answers_fails_at_the_deadline() {
         status = view.body["status"].as_str().unwrap().to_string();
         if !matches!(status.as_str(), "RESERVING" | "AWAITING_PAYMENT") {
             assert_eq!(status, "PAYMENT_FAILED", "{}", view.body);
+            // Ended by the deadline, not by running out of attempts: no PaymentFailed came
+            // from payments, and the saga says why.
+            let failed: Vec<_> =
+                support::topic_envelopes(&harness, "order-events", "order_id", &order_id)
+                    .into_iter()
+                    .filter(|envelope| envelope["type"] == "OrderPaymentFailed")
+                    .collect();
+            assert_eq!(failed.len(), 1);
+            assert_eq!(failed[0]["payload"]["reason"], "the payment timed out");
+            let payment_events: Vec<String> =
+                support::topic_envelopes(&harness, "payment-events", "order_id", &order_id)
+                    .iter()
+                    .map(|envelope| envelope["type"].as_str().unwrap().to_string())
+                    .collect();
+            assert!(
+                payment_events.contains(&"PaymentInitiated".to_string())
+                    && !payment_events.contains(&"PaymentFailed".to_string()),
+                "{payment_events:?}"
+            );
             return;
         }
     }
@@ -689,6 +720,13 @@ async fn list_coupons_until(harness: &Harness, admin: &str, codes: &[&str]) -> s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analytics_summary_reports_the_last_closed_minute() {
     let harness = Harness::start().await;
+    // Start a minute into a 10-minute pane, so the two minutes below close a minute window but
+    // no hour window (hour windows end on 10-minute boundaries, and the harness starts at the
+    // real time of day); everything below, the restock's StockLow included, is in this pane.
+    let now = orderflow_runtime::Clock::now_ms(&harness.clock);
+    harness
+        .clock
+        .advance_ms((now / 600_000 + 1) * 600_000 + 60_000 - now);
     let admin = harness.admin().await;
     harness.product(&admin, "LAMP", 3_000, 10).await;
     let (token, _, _) = harness.customer("kai@example.com").await;
@@ -728,7 +766,8 @@ async fn the_analytics_summary_reports_the_last_closed_minute() {
     assert_eq!(hours.status, StatusCode::OK);
     assert!(
         hours.body["window_start_ms"].is_null(),
-        "no hour has closed"
+        "no hour has closed: {}",
+        hours.body
     );
 }
 
@@ -1052,6 +1091,21 @@ async fn bad_bodies_get_the_right_problem() {
         .await;
     duplicate_lines.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(duplicate_lines.body["field"], "lines[1].sku");
+    // The shape the OpenAPI document's Problem example shows.
+    assert_eq!(
+        duplicate_lines.body["detail"],
+        "lines[1].sku: SKU A already appears in lines[0]; merge the quantities into one line"
+    );
+    // Input that breaks the schema itself (here quantity's minimum of 1) is a 400.
+    harness
+        .place(
+            &token,
+            "k4",
+            json!([{"sku": "A", "quantity": 0}]),
+            "tok_visa",
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
     harness
         .post(
             "/api/v1/auth/register",
@@ -1305,4 +1359,110 @@ async fn a_product_can_be_changed_right_after_its_creation_with_the_position_tok
         .await;
     refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.body["field"], "position");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_lists_filter_by_category_and_price_and_pages_cover_each_match_once() {
+    let harness = Harness::start().await;
+    let admin = harness.admin().await;
+    // (sku, category, price)
+    let catalog = [
+        ("K-1", "kitchen", 100),
+        ("K-2", "kitchen", 300),
+        ("K-3", "kitchen", 500),
+        ("K-4", "kitchen", 700),
+        ("G-1", "garden", 200),
+        ("G-2", "garden", 600),
+    ];
+    for (sku, category, price) in catalog {
+        let created = harness
+            .post(
+                "/api/v1/products",
+                Some(&admin),
+                json!({"sku": sku, "name": format!("Product {sku}"), "category": category,
+                       "price": {"amount_minor": price, "currency": "USD"}}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+        let position = created.body["position"].as_str().unwrap();
+        let read = harness
+            .get(&format!("/api/v1/products/{sku}?position={position}"), None)
+            .await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    }
+    let skus_of = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["sku"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed = harness.get("/api/v1/products?category=garden", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(skus_of(&listed.body), vec!["G-1", "G-2"]);
+    let priced = harness
+        .get("/api/v1/products?min_price=300&max_price=600", None)
+        .await;
+    assert_eq!(skus_of(&priced.body), vec!["G-2", "K-2", "K-3"]);
+    for item in priced.body["items"].as_array().unwrap() {
+        let price = item["price"]["amount_minor"].as_i64().unwrap();
+        assert!((300..=600).contains(&price), "{item}");
+    }
+    // One item per page, following the cursor: every kitchen product once, in order.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/products?category=kitchen&limit=1".to_string();
+    for _ in 0..10 {
+        let page = harness.get(&path, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        seen.extend(skus_of(&page.body));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/products?category=kitchen&limit=1&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["K-1", "K-2", "K-3", "K-4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_profile_patches_of_different_fields_all_land() {
+    let harness = Harness::start().await;
+    let (token, _, user_id) = harness.customer("pat@example.com").await;
+    for round in 0..8 {
+        let name = format!("Pat {round}");
+        let locale = if round % 2 == 0 { "de-DE" } else { "fr-FR" };
+        let (named, localized) = tokio::join!(
+            harness.call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&token),
+                Some(json!({"name": name})),
+                &[],
+            ),
+            harness.call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&token),
+                Some(json!({"locale": locale})),
+                &[],
+            ),
+        );
+        assert_eq!(named.status, StatusCode::OK, "{}", named.body);
+        assert_eq!(localized.status, StatusCode::OK, "{}", localized.body);
+        let me = harness.get("/api/v1/me", Some(&token)).await;
+        assert_eq!(me.body["name"], name.as_str(), "round {round}: {}", me.body);
+        assert_eq!(me.body["locale"], locale, "round {round}: {}", me.body);
+    }
+    // Every change reached user-events: UserCreated, then two UserUpdated per round.
+    let mut types = Vec::new();
+    for _ in 0..100 {
+        types = support::user_event_types(&harness, &user_id);
+        if types.len() >= 17 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(types.len(), 17, "{types:?}");
 }

@@ -253,6 +253,34 @@ fn validate_profile(
     .map_err(ApiError::invalid)
 }
 
+/// `previous` with the patch's fields applied.
+fn apply_patch(previous: &UserRecord, patch: &ProfilePatch) -> UserRecord {
+    let mut updated = previous.clone();
+    if let Some(name) = &patch.name {
+        updated.name = name.trim().to_string();
+    }
+    if let Some(phone) = &patch.phone {
+        updated.phone = (!phone.is_empty()).then(|| phone.to_string());
+        if updated.phone.is_none() {
+            updated.channels.sms = false;
+        }
+    }
+    if let Some(locale) = &patch.locale {
+        updated.locale = locale.to_string();
+    }
+    if let Some(channels) = &patch.channels {
+        updated.channels = NotificationChannels {
+            email: channels.email,
+            sms: channels.sms,
+            push: channels.push,
+        };
+    }
+    if let Some(preferences) = &patch.preferences {
+        updated.preferences = preferences.into();
+    }
+    updated
+}
+
 /// The profile operations.
 #[derive(Debug)]
 pub struct MeApi;
@@ -278,44 +306,36 @@ impl MeApi {
         auth: BearerAuth,
         body: Json<ProfilePatch>,
     ) -> ApiResult<ProfileResponse> {
-        let previous = load_user(&state, auth.0.user_id).await?;
         let patch = body.0;
-        let mut updated = previous.clone();
-        if let Some(name) = patch.name {
-            updated.name = name.trim().to_string();
-        }
-        if let Some(phone) = patch.phone {
-            updated.phone = (!phone.is_empty()).then(|| phone.into_string());
-            if updated.phone.is_none() {
-                updated.channels.sms = false;
+        // Read, apply, write if nobody wrote in between; else apply to the newer profile
+        // (two PATCHes of different fields both land).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let previous = load_user(&state, auth.0.user_id).await?;
+            let mut updated = apply_patch(&previous, &patch);
+            validate_profile(
+                &updated.email,
+                &updated.name,
+                updated.phone.as_deref(),
+                &updated.locale,
+                updated.channels,
+            )?;
+            updated.updated_at_ms = state.now_ms().max(previous.updated_at_ms + 1);
+            let written = state
+                .database
+                .update_profile(&previous, &updated)
+                .await
+                .map_err(|error| ApiError::unavailable("the user database", error))?;
+            if written {
+                break;
+            }
+            if attempts == 5 {
+                return Err(ApiError::conflict(
+                    "the profile keeps changing under this request; retry it",
+                ));
             }
         }
-        if let Some(locale) = patch.locale {
-            updated.locale = locale.into_string();
-        }
-        if let Some(channels) = patch.channels {
-            updated.channels = NotificationChannels {
-                email: channels.email,
-                sms: channels.sms,
-                push: channels.push,
-            };
-        }
-        if let Some(preferences) = &patch.preferences {
-            updated.preferences = preferences.into();
-        }
-        validate_profile(
-            &updated.email,
-            &updated.name,
-            updated.phone.as_deref(),
-            &updated.locale,
-            updated.channels,
-        )?;
-        updated.updated_at_ms = state.now_ms();
-        state
-            .database
-            .update_profile(&previous, &updated)
-            .await
-            .map_err(|error| ApiError::unavailable("the user database", error))?;
         state.outbox_signal.notify_one();
         let stored = load_user(&state, auth.0.user_id).await?;
         Ok(ProfileResponse::Ok(Json(UserProfile::from(&stored))))

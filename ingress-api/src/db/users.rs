@@ -171,12 +171,15 @@ impl Database {
     }
 
     /// Writes the profile fields of `updated` and a `UserUpdated` event naming the fields that
-    /// changed from `previous`; nothing is written when nothing changed.
+    /// changed from `previous`; nothing is written when nothing changed. Optimistic: the row
+    /// is written only if it is still `previous` (its `updated_at_ms` unchanged), and `false`
+    /// says another update came first (read again and reapply). `updated.updated_at_ms` must
+    /// be later than `previous.updated_at_ms`.
     pub async fn update_profile(
         &self,
         previous: &UserRecord,
         updated: &UserRecord,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         let mut changed = Vec::new();
         if previous.name != updated.name {
             changed.push(UserField::Name);
@@ -194,16 +197,16 @@ impl Database {
             changed.push(UserField::Preferences);
         }
         if changed.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut transaction = self
             .pool()
             .begin()
             .await
             .map_err(db_error("starting a transaction"))?;
-        sqlx::query(
+        let written = sqlx::query(
             "UPDATE users SET name = $1, phone = $2, locale = $3, channels = $4, \
-             preferences = $5, updated_at_ms = $6 WHERE id = $7",
+             preferences = $5, updated_at_ms = $6 WHERE id = $7 AND updated_at_ms = $8",
         )
         .bind(&updated.name)
         .bind(updated.phone.clone())
@@ -212,9 +215,13 @@ impl Database {
         .bind(serde_json::to_string(&updated.preferences).expect("preferences encode"))
         .bind(updated.updated_at_ms)
         .bind(updated.id.to_string())
+        .bind(previous.updated_at_ms)
         .execute(&mut *transaction)
         .await
         .map_err(db_error("updating a user"))?;
+        if written.rows_affected() == 0 {
+            return Ok(false);
+        }
         let event = UserEvent::UserUpdated(UserUpdated {
             user_id: updated.id,
             email: updated.email.clone(),
@@ -238,6 +245,6 @@ impl Database {
             .commit()
             .await
             .map_err(db_error("committing a profile update"))?;
-        Ok(())
+        Ok(true)
     }
 }

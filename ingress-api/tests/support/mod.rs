@@ -287,18 +287,26 @@ pub fn order_body(lines: Value, payment: &str) -> Value {
 
 /// The `type` of every `user-events` record about `user_id`, in log order per partition.
 pub fn user_event_types(harness: &Harness, user_id: &str) -> Vec<String> {
+    topic_envelopes(harness, "user-events", "user_id", user_id)
+        .iter()
+        .map(|envelope| envelope["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The envelopes on `topic` whose payload's `field` is `id`, as JSON.
+pub fn topic_envelopes(harness: &Harness, topic: &str, field: &str, id: &str) -> Vec<Value> {
     let log = &harness.state.log;
-    let mut types = Vec::new();
-    for partition in 0..log.topic("user-events").unwrap().partitions {
-        for stored in log.fetch("user-events", partition, 0, 10_000).unwrap() {
-            let value: serde_json::Value =
+    let mut envelopes = Vec::new();
+    for partition in 0..log.topic(topic).unwrap().partitions {
+        for stored in log.fetch(topic, partition, 0, 10_000).unwrap() {
+            let value: Value =
                 serde_json::from_slice(stored.record.value.as_ref().unwrap()).unwrap();
-            if value["payload"]["user_id"] == json!(user_id) {
-                types.push(value["type"].as_str().unwrap().to_string());
+            if value["payload"][field] == json!(id) {
+                envelopes.push(value);
             }
         }
     }
-    types
+    envelopes
 }
 
 /// The hash the API computes over a request body (SHA-256 of its JSON as poem-openapi renders
