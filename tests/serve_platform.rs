@@ -105,6 +105,32 @@ fn serve_answers_http_and_an_order_reaches_confirmed() {
         "getOrder"
     );
 
+    // Metrics include the storage engine's gauges and the resident memory, with values.
+    let metrics = agent
+        .get(format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("process_resident_memory_bytes") > 1_000_000);
+    assert!(
+        gauge("orderflow_storage_write_buffer_bytes") > 0,
+        "an order was written"
+    );
+    gauge("orderflow_storage_queued_flushes");
+    assert!(gauge("orderflow_storage_journal_files") >= 1);
+    gauge("orderflow_storage_active_compactions");
+    gauge("orderflow_storage_block_cache_bytes");
+
     // SIGTERM: a graceful stop.
     server.stop_gracefully();
 }

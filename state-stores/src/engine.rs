@@ -137,6 +137,21 @@ impl std::fmt::Debug for StorageEngine {
     }
 }
 
+/// What the storage engine holds in memory and has queued, for operators (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StorageStats {
+    /// Bytes in memtables, active and sealed, over every keyspace.
+    pub write_buffer_bytes: u64,
+    /// Sealed memtables waiting for the flush worker.
+    pub queued_flushes: usize,
+    /// Journal files not yet released (their memtables are not all flushed).
+    pub journal_files: usize,
+    /// Compactions running now.
+    pub active_compactions: usize,
+    /// Bytes in the block cache.
+    pub block_cache_bytes: u64,
+}
+
 impl StorageEngine {
     /// Opens (or creates) a fjall database in `path`.
     pub fn open_fjall(path: &Path, config: &StorageConfig) -> Result<Self, StoreError> {
@@ -391,6 +406,20 @@ impl StorageEngine {
     }
 
     /// Applies every write of the batch atomically, then makes it as durable as asked.
+    /// The engine's memory and queues; `None` for the in-memory engine.
+    pub fn stats(&self) -> Option<StorageStats> {
+        match &self.inner {
+            EngineInner::Fjall { database, .. } => Some(StorageStats {
+                write_buffer_bytes: database.write_buffer_size(),
+                queued_flushes: database.outstanding_flushes(),
+                journal_files: database.journal_count(),
+                active_compactions: database.active_compactions(),
+                block_cache_bytes: database.cache_size(),
+            }),
+            EngineInner::Memory(_) => None,
+        }
+    }
+
     pub fn commit(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

@@ -22,7 +22,7 @@ pub mod window;
 pub use checkpoint::{CheckpointEntry, Checkpoints};
 pub use codec::{BytesCodec, Codec, CompactCodec, I64Codec, JsonCodec, StringCodec, U64Codec};
 pub use config::{Durability, StorageConfig};
-pub use engine::{Space, StorageEngine, WriteBatch};
+pub use engine::{Space, StorageEngine, StorageStats, WriteBatch};
 pub use error::StoreError;
 pub use key_value::{
     CommittedKeyValueStore, KeyValueStore, StoreCodecs, TransactionalKeyValueStore,

@@ -154,7 +154,8 @@ impl OperationsApi {
     }
 
     /// Metrics: HTTP latency by route and status, records processed, lag, dead letters, saga
-    /// outcomes and order latency.
+    /// outcomes and order latency; the storage engine's memory and queues and the process's
+    /// resident memory.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&Arc<AppState>>) -> MetricsResponse {
         let mut texts = state.topologies.render_metrics();
@@ -164,7 +165,63 @@ impl OperationsApi {
         api.push_str(&format!(
             "# HELP orderflow_consumer_lag_records Records not yet processed, over every topology.\n# TYPE orderflow_consumer_lag_records gauge\norderflow_consumer_lag_records {lag}\n"
         ));
+        if let Some(stats) = state.log.storage_stats() {
+            render_storage_stats(&mut api, &stats);
+        }
+        if let Some(bytes) = resident_memory_bytes() {
+            api.push_str(&format!(
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}\n"
+            ));
+        }
         texts.push(api);
         MetricsResponse::Ok(PlainText(merge_expositions(&texts)))
     }
+}
+
+/// The storage engine's gauges: what an operator watches when memory grows or writes slow
+/// down (memtables waiting for the flush worker, journals held back by them).
+fn render_storage_stats(out: &mut String, stats: &orderflow_state_stores::StorageStats) {
+    use std::fmt::Write;
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "orderflow_storage_write_buffer_bytes",
+            "Bytes in memtables, active and sealed, over every keyspace.",
+            stats.write_buffer_bytes,
+        ),
+        (
+            "orderflow_storage_queued_flushes",
+            "Sealed memtables waiting for the flush worker.",
+            stats.queued_flushes as u64,
+        ),
+        (
+            "orderflow_storage_journal_files",
+            "Journal files not yet released.",
+            stats.journal_files as u64,
+        ),
+        (
+            "orderflow_storage_active_compactions",
+            "Compactions running now.",
+            stats.active_compactions as u64,
+        ),
+        (
+            "orderflow_storage_block_cache_bytes",
+            "Bytes in the block cache.",
+            stats.block_cache_bytes,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        );
+    }
+}
+
+/// This process's resident memory, from `VmRSS` in `/proc/self/status` (Linux; `None`
+/// elsewhere).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

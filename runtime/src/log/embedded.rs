@@ -1301,6 +1301,10 @@ impl LogBackend for EmbeddedLog {
         true
     }
 
+    fn storage_stats(&self) -> Option<orderflow_state_stores::StorageStats> {
+        self.engine.stats()
+    }
+
     fn produce_with_state(&self, appends: Vec<StatefulAppend>) -> Vec<Result<Vec<u64>, LogError>> {
         let appends = appends
             .into_iter()

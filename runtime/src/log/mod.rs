@@ -151,6 +151,11 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug + 'static {
     fn supports_state_appends(&self) -> bool {
         false
     }
+    /// The memory and queues of the storage engine under the log, where it has one (the
+    /// embedded log), for `/metrics`.
+    fn storage_stats(&self) -> Option<orderflow_state_stores::StorageStats> {
+        None
+    }
     /// Appends each member's records together with its state writes in the state engine, each
     /// member atomically, and answers each once its write is durable (like [`Self::produce`]).
     /// The members are written together: one write and one sync for all. The API's order
