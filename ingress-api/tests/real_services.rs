@@ -298,9 +298,7 @@ async fn two_instances_share_one_rate_limit_through_redis() {
 /// row must be seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outbox_rows_never_appear_below_the_relay_position() {
-    use orderflow_ingress_api::db::{Database, users::UserRecord};
-    use orderflow_schemas::ids::UserId;
-    use orderflow_schemas::messages::user_events::{NotificationChannels, UserRole};
+    use orderflow_ingress_api::db::Database;
     use std::collections::BTreeSet;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -332,24 +330,7 @@ async fn postgres_outbox_rows_never_appear_below_the_relay_position() {
         .map(|index| {
             let database = database.clone();
             tokio::spawn(async move {
-                let now_ms = 1_700_000_000_000 + index as i64;
-                let user = UserRecord {
-                    id: UserId::generate(now_ms),
-                    email: format!("outbox-{index}@example.com"),
-                    password_hash: "not a real hash".into(),
-                    role: UserRole::Customer,
-                    name: format!("Writer {index}"),
-                    phone: None,
-                    locale: "en".into(),
-                    channels: NotificationChannels {
-                        email: true,
-                        sms: false,
-                        push: false,
-                    },
-                    preferences: Default::default(),
-                    created_at_ms: now_ms,
-                    updated_at_ms: now_ms,
-                };
+                let user = customer_record(index);
                 database.create_user(&user).await.unwrap();
                 user.id
             })
@@ -367,4 +348,81 @@ async fn postgres_outbox_rows_never_appear_below_the_relay_position() {
         "{} of {USERS} outbox rows committed below the follower's position: {missed:?}",
         missed.len()
     );
+}
+
+/// A thief replays an old refresh token of a family while the user rotates the current one:
+/// whichever runs first, the family ends revoked and the token the rotation issued with it is
+/// dead too (on PostgreSQL both take the family's lock, so the revocation cannot miss it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reuse_during_a_rotation_revokes_the_new_token_too() {
+    use orderflow_ingress_api::db::Database;
+    use orderflow_ingress_api::db::refresh_tokens::RefreshOutcome;
+
+    let database = Database::connect(&fresh_postgres_database().await)
+        .await
+        .unwrap();
+    let now = 1_700_000_000_000_i64;
+    let expires = now + 3_600_000;
+    let customer = customer_record(0);
+    database.create_user(&customer).await.unwrap();
+    let user = customer.id;
+    for round in 0..30 {
+        let family = format!("family-{round}");
+        let token = |name: &str| format!("{round}-{name}");
+        database
+            .insert_refresh_token(&token("a"), &family, user, now, expires)
+            .await
+            .unwrap();
+        // a -> b: `a` is now used; presenting it again is reuse.
+        let rotated = database
+            .rotate_refresh_token(&token("a"), &token("b"), now, expires)
+            .await
+            .unwrap();
+        assert!(matches!(rotated, RefreshOutcome::Rotated { .. }));
+        let (a, b, c, x) = (token("a"), token("b"), token("c"), token("x"));
+        let (user_rotation, thief) = tokio::join!(
+            database.rotate_refresh_token(&b, &c, now, expires),
+            database.rotate_refresh_token(&a, &x, now, expires),
+        );
+        assert!(
+            matches!(thief.unwrap(), RefreshOutcome::Reused { .. }),
+            "round {round}"
+        );
+        let user_rotation = user_rotation.unwrap();
+        if matches!(user_rotation, RefreshOutcome::Rotated { .. }) {
+            // The user's rotation went first and issued `c`: the revocation covered it.
+            let after = database
+                .rotate_refresh_token(&token("c"), &token("d"), now, expires)
+                .await
+                .unwrap();
+            assert!(
+                !matches!(after, RefreshOutcome::Rotated { .. }),
+                "round {round}: the token issued during the reuse is still alive: {after:?}"
+            );
+        }
+    }
+}
+
+/// A customer row for the database-level tests, distinct per `index`.
+fn customer_record(index: usize) -> orderflow_ingress_api::db::users::UserRecord {
+    use orderflow_schemas::ids::UserId;
+    use orderflow_schemas::messages::user_events::{NotificationChannels, UserRole};
+    let now_ms = 1_700_000_000_000 + index as i64;
+    orderflow_ingress_api::db::users::UserRecord {
+        id: UserId::generate(now_ms),
+        email: format!("customer-{index}@example.com"),
+        password_hash: "not a real hash".into(),
+        role: UserRole::Customer,
+        name: format!("Customer {index}"),
+        phone: None,
+        locale: "en".into(),
+        channels: NotificationChannels {
+            email: true,
+            sms: false,
+            push: false,
+        },
+        preferences: Default::default(),
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    }
 }

@@ -8,7 +8,21 @@
 use orderflow_schemas::ids::UserId;
 use sqlx::Row;
 
-use super::{Database, DbError, db_error};
+use super::{Database, DbError, Dialect, db_error};
+
+/// Takes the PostgreSQL advisory lock of a refresh-token family until the transaction ends
+/// (the two-key form, a key space apart from the outbox's one-key lock).
+async fn lock_family(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    family_id: &str,
+) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(1, hashtext($1))")
+        .bind(family_id)
+        .execute(&mut **transaction)
+        .await
+        .map_err(db_error("locking a refresh token family"))?;
+    Ok(())
+}
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +90,20 @@ impl Database {
             .begin()
             .await
             .map_err(db_error("starting a transaction"))?;
+        if self.dialect() == Dialect::Postgres {
+            // The family's lock before any row lock, as `revoke_family` takes it (see there).
+            let family = sqlx::query("SELECT family_id FROM refresh_tokens WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(db_error("reading a refresh token"))?;
+            if let Some(row) = family {
+                let family_id: String = row
+                    .try_get("family_id")
+                    .map_err(db_error("reading a refresh token"))?;
+                lock_family(&mut transaction, &family_id).await?;
+            }
+        }
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET used_at_ms = $1 WHERE digest = $2 \
              AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $3",
@@ -132,33 +160,32 @@ impl Database {
     }
 
     /// Revokes every token of a family (logout, or reuse detected).
+    ///
+    /// On PostgreSQL a rotation in the same family (of another of its tokens: a thief and the
+    /// user each holding one) could otherwise insert its successor after this UPDATE's
+    /// snapshot and leave it alive; both take the family's advisory lock first, so one waits
+    /// for the other: the revocation then sees the successor, or the rotation finds its token
+    /// revoked. (SQLite runs one writing transaction at a time anyway.)
     pub async fn revoke_family(&self, family_id: &str, now_ms: i64) -> Result<(), DbError> {
+        let mut transaction = self
+            .pool()
+            .begin()
+            .await
+            .map_err(db_error("starting a transaction"))?;
+        if self.dialect() == Dialect::Postgres {
+            lock_family(&mut transaction, family_id).await?;
+        }
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at_ms = $1 WHERE family_id = $2 AND revoked_at_ms IS NULL",
         )
         .bind(now_ms)
         .bind(family_id)
-        .execute(self.pool())
+        .execute(&mut *transaction)
         .await
         .map_err(db_error("revoking a refresh token family"))?;
-        Ok(())
-    }
-
-    /// Whether any token of the family is still usable (a revoked family's access tokens are
-    /// refused too).
-    pub async fn family_is_active(&self, family_id: &str, now_ms: i64) -> Result<bool, DbError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS active FROM refresh_tokens WHERE family_id = $1 \
-             AND revoked_at_ms IS NULL AND expires_at_ms > $2",
-        )
-        .bind(family_id)
-        .bind(now_ms)
-        .fetch_one(self.pool())
-        .await
-        .map_err(db_error("checking a refresh token family"))?;
-        Ok(row
-            .try_get::<i64, _>("active")
-            .map_err(db_error("reading a refresh token family"))?
-            > 0)
+        transaction
+            .commit()
+            .await
+            .map_err(db_error("committing a family's revocation"))
     }
 }

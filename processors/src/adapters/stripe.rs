@@ -9,7 +9,8 @@
 //!
 //! A lookup (what became of a charge, never charging) re-sends the create with the charge's
 //! create key, which answers with the PaymentIntent the first create made (or makes one that
-//! is never confirmed), reads the intent, and, if it has not charged, cancels it, so a
+//! is never confirmed), reads the intent, searches the payment's other intents by metadata
+//! (for a lookup after the key expired), and if none has charged, cancels the intent, so a
 //! confirmation still on its way can no longer charge.
 
 use std::time::Duration;
@@ -54,6 +55,11 @@ impl std::fmt::Debug for StripeProvider {
 struct PaymentIntent {
     id: String,
     status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    data: Vec<PaymentIntent>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,14 +175,16 @@ impl StripeProvider {
 }
 
 impl StripeProvider {
-    fn get(&self, path: &str) -> Answer {
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Answer {
         let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
-        match self
+        let mut request = self
             .agent
             .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.config.api_key))
-            .call()
-        {
+            .header("Authorization", &format!("Bearer {}", self.config.api_key));
+        for (name, value) in query {
+            request = request.query(*name, *value);
+        }
+        match request.call() {
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 let body = response.body_mut().read_to_string().unwrap_or_default();
@@ -299,7 +307,7 @@ impl PaymentProvider for StripeProvider {
             }
             Err(outcome) => return outcome,
         };
-        let intent = match self.get(&format!("/v1/payment_intents/{}", created.id)) {
+        let intent = match self.get(&format!("/v1/payment_intents/{}", created.id), &[]) {
             Answer::Ok(body) => match read_intent(&body) {
                 Ok(intent) => intent,
                 Err(outcome) => return outcome,
@@ -310,6 +318,32 @@ impl PaymentProvider for StripeProvider {
             return ProviderOutcome::Approved {
                 reference: created.id,
             };
+        }
+        // Stripe keeps an idempotency key about a day: a lookup later than that got a new
+        // intent from the create above, so the payment's other intents are searched by its
+        // metadata too. (Search lags writes by up to a minute; a charge that recent is the
+        // one the create found.)
+        let query = format!("metadata['payment_id']:'{}'", request.payment_id);
+        match self.get("/v1/payment_intents/search", &[("query", &query)]) {
+            Answer::Ok(body) => match serde_json::from_str::<SearchResult>(&body) {
+                Ok(found) => {
+                    if let Some(charged) = found
+                        .data
+                        .into_iter()
+                        .find(|intent| has_charged(&intent.status))
+                    {
+                        return ProviderOutcome::Approved {
+                            reference: charged.id,
+                        };
+                    }
+                }
+                Err(error) => {
+                    return ProviderOutcome::Transient {
+                        message: format!("unreadable PaymentIntent search: {error}"),
+                    };
+                }
+            },
+            Answer::Failed(outcome) => return outcome,
         }
         if intent.status == "canceled" {
             return no_charge("the payment intent is cancelled");
