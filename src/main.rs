@@ -4,6 +4,7 @@
 mod allocator;
 mod commands;
 mod config;
+mod log_bridge;
 mod platform_config;
 
 use std::path::PathBuf;
@@ -94,4 +95,5 @@ fn init_tracing(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    log_bridge::install();
 }

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::{Durability, StorageConfig};
 use crate::error::StoreError;
@@ -37,8 +38,40 @@ enum SpaceReads {
 
 #[derive(Clone)]
 enum SpaceHandle {
-    Fjall(fjall::Keyspace),
+    /// The keyspace, and the bytes written to it since the engine last rotated its memtable
+    /// (shared by every handle of the keyspace; see [`MemtableRotation`]).
+    Fjall(fjall::Keyspace, Arc<AtomicU64>),
     Memory,
+}
+
+/// Why the engine rotates full memtables itself.
+///
+/// fjall rotates a full memtable on its worker thread: every commit that finds the active
+/// memtable over its size sends the worker a rotation request (`try_send` on a mailbox of
+/// 1,000), and the worker, once it rotates, sends itself a flush with a *blocking* send on the
+/// same mailbox. When commits outpace the worker (it is flushing or compacting), the mailbox
+/// fills with duplicate rotation requests, the worker blocks on its own send, and from then on
+/// nothing is rotated or flushed while memtables grow without bound (fjall-rs/fjall#323; the
+/// saga's resident memory reached 4.6 GiB in a minute at 4,000 orders/s). So the engine counts
+/// what it writes to each keyspace, in fjall's own measure (key + value + a per-entry
+/// overhead at least fjall's), and rotates the memtable itself, on the committing thread, at
+/// seven eighths of the size: fjall never sees a memtable over its size, never queues a
+/// request, and the worker's mailbox carries one flush per rotation. fjall still halts a
+/// keyspace's writers at four sealed memtables, which bounds memory when flushes fall behind.
+struct MemtableRotation;
+
+impl MemtableRotation {
+    /// Per-entry bytes fjall adds to key and value when it sizes a memtable (the size of its
+    /// internal value), rounded up.
+    const ENTRY_OVERHEAD: u64 = 64;
+
+    fn entry_bytes(key: &[u8], value: Option<&[u8]>) -> u64 {
+        (key.len() + value.map_or(0, <[u8]>::len)) as u64 + Self::ENTRY_OVERHEAD
+    }
+
+    fn threshold(memtable_bytes: u64) -> u64 {
+        memtable_bytes - memtable_bytes / 8
+    }
 }
 
 impl std::fmt::Debug for Space {
@@ -122,6 +155,9 @@ enum EngineInner {
         database: fjall::Database,
         path: PathBuf,
         memtable_bytes: u64,
+        /// Bytes written per keyspace since its memtable was last rotated (see
+        /// [`MemtableRotation`]).
+        memtable_fill: Arc<Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>>,
         group_sync: Arc<GroupSync>,
         journal_sync: Arc<JournalSync>,
     },
@@ -178,6 +214,7 @@ impl StorageEngine {
                 database,
                 path: path.to_path_buf(),
                 memtable_bytes: config.memtable_mib.max(1) * 1024 * 1024,
+                memtable_fill: Arc::default(),
                 group_sync: Arc::default(),
                 journal_sync: Arc::new(JournalSync::new(path)),
             },
@@ -219,6 +256,7 @@ impl StorageEngine {
             EngineInner::Fjall {
                 database,
                 memtable_bytes,
+                memtable_fill,
                 ..
             } => {
                 let memtable_bytes = *memtable_bytes;
@@ -237,7 +275,13 @@ impl StorageEngine {
                         space: name.to_string(),
                         source,
                     })?;
-                SpaceHandle::Fjall(keyspace)
+                let fill = memtable_fill
+                    .lock()
+                    .expect("memtable fill lock poisoned")
+                    .entry(Arc::from(name))
+                    .or_default()
+                    .clone();
+                SpaceHandle::Fjall(keyspace, fill)
             }
             EngineInner::Memory(spaces) => {
                 let mut spaces = spaces.write().expect("memory engine lock poisoned");
@@ -270,7 +314,7 @@ impl StorageEngine {
 
     pub fn get(&self, space: &Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match (&self.inner, &space.handle) {
-            (_, SpaceHandle::Fjall(keyspace)) => keyspace
+            (_, SpaceHandle::Fjall(keyspace, _)) => keyspace
                 .get(key)
                 .map(|value| value.map(|slice| slice.to_vec()))
                 .map_err(|source| io_error(space, source)),
@@ -297,7 +341,7 @@ impl StorageEngine {
             return Ok(());
         }
         match (&self.inner, &space.handle) {
-            (_, SpaceHandle::Fjall(keyspace)) => {
+            (_, SpaceHandle::Fjall(keyspace, _)) => {
                 let iterator = keyspace.range::<&[u8], _>((lower, upper));
                 let mut visit = |guard: fjall::Guard| -> Result<ControlFlow<()>, StoreError> {
                     let (key, value) = guard
@@ -378,7 +422,7 @@ impl StorageEngine {
     /// An estimate of the number of keys in a keyspace (exact in memory).
     pub fn approximate_len(&self, space: &Space) -> u64 {
         match (&self.inner, &space.handle) {
-            (_, SpaceHandle::Fjall(keyspace)) => keyspace.approximate_len() as u64,
+            (_, SpaceHandle::Fjall(keyspace, _)) => keyspace.approximate_len() as u64,
             (EngineInner::Memory(spaces), SpaceHandle::Memory) => spaces
                 .read()
                 .expect("memory engine lock poisoned")
@@ -391,7 +435,7 @@ impl StorageEngine {
     /// Bytes on disk of a keyspace (an estimate of the payload size in memory).
     pub fn disk_space(&self, space: &Space) -> u64 {
         match (&self.inner, &space.handle) {
-            (_, SpaceHandle::Fjall(keyspace)) => keyspace.disk_space(),
+            (_, SpaceHandle::Fjall(keyspace, _)) => keyspace.disk_space(),
             (EngineInner::Memory(spaces), SpaceHandle::Memory) => spaces
                 .read()
                 .expect("memory engine lock poisoned")
@@ -426,7 +470,13 @@ impl StorageEngine {
         }
         let writes = batch.writes.len();
         match &self.inner {
-            EngineInner::Fjall { database, .. } => {
+            EngineInner::Fjall {
+                database,
+                memtable_bytes,
+                ..
+            } => {
+                let rotate_at = MemtableRotation::threshold(*memtable_bytes);
+                let mut full: Vec<(fjall::Keyspace, Arc<AtomicU64>)> = Vec::new();
                 // Into the OS buffer here; the fsync, if asked for, is shared (group_sync).
                 // Sized up front: growing the item vector by doubling was a visible share of
                 // the saga's allocations.
@@ -434,9 +484,14 @@ impl StorageEngine {
                     fjall::OwnedWriteBatch::with_capacity(database.clone(), writes)
                         .durability(Some(fjall::PersistMode::Buffer));
                 for (space, key, value) in batch.writes {
-                    let SpaceHandle::Fjall(keyspace) = &space.handle else {
+                    let SpaceHandle::Fjall(keyspace, fill) = &space.handle else {
                         unreachable_mix()
                     };
+                    let bytes = MemtableRotation::entry_bytes(&key, value.as_deref());
+                    let before = fill.fetch_add(bytes, Ordering::Relaxed);
+                    if before < rotate_at && before + bytes >= rotate_at {
+                        full.push((keyspace.clone(), fill.clone()));
+                    }
                     match value {
                         Some(value) => fjall_batch.insert(keyspace, key, value),
                         None => fjall_batch.remove(keyspace, key),
@@ -445,6 +500,16 @@ impl StorageEngine {
                 fjall_batch
                     .commit()
                     .map_err(|source| StoreError::Commit { writes, source })?;
+                for (keyspace, fill) in full {
+                    fill.store(0, Ordering::Relaxed);
+                    // The journal lock for a moment, then a flush queued for the worker.
+                    keyspace
+                        .rotate_memtable()
+                        .map_err(|source| StoreError::Io {
+                            space: keyspace.name().to_string(),
+                            source,
+                        })?;
+                }
                 match durability {
                     Durability::Buffered => Ok(()),
                     Durability::Fsync => self.sync(),
@@ -498,7 +563,7 @@ impl StorageEngine {
     /// Removes every entry of a keyspace (not atomic with other writes).
     pub fn clear(&self, space: &Space) -> Result<(), StoreError> {
         match (&self.inner, &space.handle) {
-            (_, SpaceHandle::Fjall(keyspace)) => {
+            (_, SpaceHandle::Fjall(keyspace, _)) => {
                 keyspace.clear().map_err(|source| io_error(space, source))
             }
             (EngineInner::Memory(spaces), SpaceHandle::Memory) => {
